@@ -1,0 +1,65 @@
+"""One exception tree for everything a user can see.
+
+The CLI catches ``HwgraderError`` once, prints ``message`` on one line and
+exits with ``exit_code``. Anything else escaping is a bug in hwgrader.
+A *student's* mistake is never an exception here: it becomes a graded
+failure in the results.
+"""
+
+from __future__ import annotations
+
+
+class HwgraderError(Exception):
+    """Base of every error shown to a user; ``exit_code`` is what the CLI returns."""
+
+    exit_code = 2
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:  # one line, written for the user
+        return self.message
+
+
+class UsageError(HwgraderError):
+    """The command line asks for something that cannot be done (missing folder, bad flag)."""
+
+    exit_code = 2
+
+
+class RubricError(HwgraderError):
+    """A rubric file is malformed; the message names the file, the key and the problem."""
+
+    exit_code = 2
+
+    def __init__(self, path, key: str, problem: str):
+        self.path, self.key, self.problem = str(path), key, problem
+        where = f"{self.path}: {key}: " if key else f"{self.path}: "
+        super().__init__(where + problem)
+
+
+class RegistrationError(HwgraderError):
+    """A reference module registers a generator or mistake that does not fit (wrong name or signature)."""
+
+    exit_code = 2
+
+
+class KitError(HwgraderError):
+    """A student kit (public cases file) is missing or unreadable."""
+
+    exit_code = 2
+
+
+class SandboxError(HwgraderError):
+    """The grader could not start an isolated worker at all (not a student failure)."""
+
+    exit_code = 3
+
+
+class ProtocolError(Exception):
+    """A worker sent something that is not a valid frame.
+
+    Internal: the session turns it into a ``crash`` verdict for that call;
+    it never reaches the user as a grader error.
+    """
