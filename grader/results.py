@@ -23,6 +23,7 @@ Verdict = Literal[
     "memory",     # the worker ran out of its memory limit
     "crash",      # the worker died or broke the protocol (exit, signal, garbage)
     "missing",    # the submission does not define the function
+    "mutated",    # modified an input the rubric says it must leave alone
     "skipped",    # not run: the submission's time budget was spent, or it failed to load
 ]
 
@@ -38,6 +39,7 @@ VERDICT_WORDS: dict[str, str] = {
     "memory": "ran out of memory",
     "crash": "the worker process crashed",
     "missing": "function not defined",
+    "mutated": "modified its inputs",
     "skipped": "not run",
 }
 

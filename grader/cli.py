@@ -1,0 +1,175 @@
+"""The command line: parse, call the library, print. Errors are caught once, here.
+
+``hwgrader grade``, ``check``, ``reference`` and ``kit`` (see
+``shared/spec/interfaces.md``). Every user-facing failure is a
+``HwgraderError``: one line on stderr and its exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+
+from grader import __version__
+from grader.errors import HwgraderError, UsageError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: The kit ships its public cases inside the package; a repository checkout has the rubric beside it.
+KIT_CASES = PACKAGE_DIR / "public-cases.json"
+DEFAULT_RUBRIC = PACKAGE_DIR.parent / "rubrics" / "homework.yaml"
+ISOLATIONS = ("auto", "bwrap", "unshare", "process")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hwgrader", description=(
+        "Grade the deep-learning homework: student code runs sandboxed, "
+        "answers are compared numerically with the references."))
+    parser.add_argument("--version", action="version", version=f"hwgrader {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    grade = commands.add_parser("grade", help="grade every submission in a folder")
+    grade.add_argument("submissions", type=Path, metavar="SUBMISSIONS_DIR")
+    grade.add_argument("--out", type=Path, default=Path("reports"), help="where reports go (default: reports)")
+    grade.add_argument("--rubric", type=Path, help=f"rubric file (default: {DEFAULT_RUBRIC})")
+    grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default: 1)")
+    grade.add_argument("--scheduler", metavar="ADDRESS", help="remote scheduler (not supported: use --jobs)")
+    grade.add_argument("--isolation", choices=ISOLATIONS, default="auto",
+                       help="sandbox to use (default: the strongest available)")
+
+    check = commands.add_parser("check", help="self-check one submission on the public tests")
+    check.add_argument("file", type=Path, metavar="FILE")
+    check.add_argument("--question", metavar="qN", help="check only this question (e.g. q3)")
+    check.add_argument("--rubric", type=Path, help="rubric file (default: the kit's public cases)")
+    check.add_argument("--report", type=Path, help="HTML report path (default: <student>-report.html)")
+    check.add_argument("--isolation", choices=ISOLATIONS, default="auto")
+
+    reference = commands.add_parser("reference", help="print the reference answers to the lecture's instances")
+    reference.add_argument("--rubric", type=Path)
+
+    kit = commands.add_parser("kit", help="export the student kit (public tests only, no reference code)")
+    kit.add_argument("out", type=Path, metavar="OUT")
+    kit.add_argument("--rubric", type=Path)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"grade": _grade, "check": _check, "reference": _reference, "kit": _kit}[args.command](args)
+    except HwgraderError as exc:
+        print(f"hwgrader: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("hwgrader: interrupted", file=sys.stderr)
+        return 130
+
+
+def _rubric_path(args) -> Path:
+    path = args.rubric or DEFAULT_RUBRIC
+    if not path.is_file():
+        raise UsageError(f"rubric not found: {path} (pass --rubric FILE)")
+    return path
+
+
+def _isolation(args) -> Optional[str]:
+    return None if args.isolation == "auto" else args.isolation
+
+
+def _full_plan(args):
+    from grader.plan import build_plan
+    from grader.rubric import load_rubric
+
+    return build_plan(load_rubric(_rubric_path(args)))
+
+
+def _warn_isolation(isolation: str) -> None:
+    if isolation != "bwrap":
+        print(f"hwgrader: WARNING: submissions ran under '{isolation}' isolation, weaker than the "
+              f"bubblewrap sandbox (install bubblewrap for full isolation; see docs/threat-model.md)",
+              file=sys.stderr)
+
+
+def _grade(args) -> int:
+    from grader.batch import grade_all
+    from grader.gradescope import write_grades_csv
+    from grader.loading import find_submissions
+    from grader.report import write_index
+    from grader.sandbox import detect_isolation
+    from grader.terminal import print_class_table
+
+    if args.scheduler:
+        raise UsageError("--scheduler: distributed grading is not available in this version; "
+                         "grade on one machine with --jobs N")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    if not args.submissions.is_dir():
+        raise UsageError(f"submissions folder not found: {args.submissions}")
+    isolation = detect_isolation(_isolation(args))
+    started = time.monotonic()
+    plan = _full_plan(args)
+    paths = find_submissions(args.submissions)
+    if not paths:
+        print(f"hwgrader: no .py or .ipynb submissions in {args.submissions}", file=sys.stderr)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results, internal_errors = grade_all(paths, plan, args.out, jobs=args.jobs, isolation=isolation)
+    write_grades_csv(results, args.out / "grades.csv", [q.id for q in plan.questions])
+    write_index(results, args.out, title=plan.title)
+    print_class_table(results, plan, sys.stdout)
+    print(f"\nGraded {len(results)} submission(s) in {time.monotonic() - started:.1f} s "
+          f"(--jobs {args.jobs}, isolation: {isolation}). Reports: {args.out / 'index.html'}, "
+          f"grades: {args.out / 'grades.csv'}")
+    _warn_isolation(isolation)
+    if internal_errors:
+        for line in internal_errors:
+            print(f"hwgrader: error: grading failed for {line}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _check(args) -> int:
+    from grader.engine import grade_submission
+    from grader.plan import build_plan, load_plan_json
+    from grader.report import write_student_report
+    from grader.rubric import load_rubric
+    from grader.sandbox import detect_isolation
+    from grader.terminal import print_check_table
+
+    if not args.file.is_file():
+        raise UsageError(f"submission not found: {args.file}")
+    if args.rubric is None and KIT_CASES.is_file():
+        plan = load_plan_json(KIT_CASES)
+    else:
+        plan = build_plan(load_rubric(_rubric_path(args)), public_only=True)
+    if args.question:
+        plan = plan.select(args.question)
+    isolation = detect_isolation(_isolation(args))
+    result = grade_submission(args.file, plan, isolation=isolation)
+    report = args.report or Path(f"{result.student}-report.html")
+    write_student_report(result, report, title=plan.title)
+    passed = print_check_table(result, sys.stdout)
+    print(f"\nReport: {report}")
+    return 0 if passed else 1
+
+
+def _reference(args) -> int:
+    from grader.terminal import print_lecture_answers
+
+    print_lecture_answers(_full_plan(args), sys.stdout)
+    return 0
+
+
+def _kit(args) -> int:
+    from grader.kit import export_kit
+
+    out = export_kit(_full_plan(args), args.out, repo_root=PACKAGE_DIR.parent)
+    print(f"Student kit written to {out}: install with `pip install {out}`, "
+          f"then run `hwgrader check YOUR_FILE`.")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""Grading one submission: load it in a worker, run every planned case, compare, diagnose, score.
+
+The engine is the only place where a worker's reply meets an expected
+output, and it does so in the parent on plain float arrays. Nothing here is
+specific to a question: a case's function, inputs, tolerances and known
+mistakes all come from the plan.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+from grader.compare import compare_outputs, outputs_match
+from grader.loading import Submission, read_submission
+from grader.plan import Plan, PlannedCase
+from grader.results import (VERDICT_WORDS, CaseResult, Diagnosis, QuestionResult, SubmissionResult,
+                            WrittenResult)
+from grader.session import CallOutcome, WorkerSession
+
+
+def grade_submission(path: Path, plan: Plan, *, isolation: Optional[str] = None,
+                     slot: int = 0) -> SubmissionResult:
+    """Grade the file at ``path``; a broken or hostile submission is graded as such, never raised."""
+    started = time.monotonic()
+    submission = read_submission(path)
+    result = SubmissionResult(student=submission.student, file=Path(path).name, isolation="none")
+    if submission.load_error:
+        result.load_error = submission.load_error
+        _fill(result, plan, submission, answers={}, run=None)
+    else:
+        with WorkerSession(submission.units, plan.answer_names, plan.limits,
+                           isolation=isolation, slot=slot) as session:
+            result.isolation = session.isolation
+            report = session.load()
+            result.cell_failures = list(report.cell_failures)
+            if not report.ok:
+                result.load_error = report.error or f"the submission could not be loaded ({report.verdict})"
+                _fill(result, plan, submission, answers=report.answers, run=None)
+            else:
+                defined = set(report.functions)
+                _fill(result, plan, submission, answers=report.answers,
+                      run=lambda case: _run_case(session, case, defined))
+            result.output, result.output_truncated = session.output()
+            result.incidents = list(session.incidents)
+    result.seconds = round(time.monotonic() - started, 3)
+    return result
+
+
+def _fill(result: SubmissionResult, plan: Plan, submission: Submission, *, answers: dict, run) -> None:
+    for q in plan.questions:
+        question = QuestionResult(id=q.id, title=q.title, max_score=q.points)
+        for case in q.cases:
+            question.cases.append(run(case) if run else _not_run(case, result.load_error))
+        if q.written:
+            answer = answers.get(q.written.answer) or submission.markdown_answers.get(q.written.answer)
+            question.written = WrittenResult(
+                question=q.id, number=f"{q.id}.{len(q.cases) + 1}", title=f"{q.title}: written answer",
+                prompt=q.written.prompt, criteria=list(q.written.criteria),
+                max_score=q.written.points, answer=answer)
+        result.questions.append(question)
+
+
+def _base(case: PlannedCase, verdict: str, message: str, **extra) -> CaseResult:
+    public = case.visibility == "public"
+    return CaseResult(question=case.question, part=case.part, case=case.case, number=case.number,
+                      function=case.function, visibility=case.visibility, max_score=case.points,
+                      score=extra.pop("score", 0.0), verdict=verdict, message=message,
+                      inputs=case.inputs if public else None, **extra)
+
+
+def _not_run(case: PlannedCase, why: Optional[str]) -> CaseResult:
+    return _base(case, "skipped", "not run: the submission could not be loaded")
+
+
+def _run_case(session: WorkerSession, case: PlannedCase, defined: set[str]) -> CaseResult:
+    if case.function not in defined:
+        return _base(case, "missing", f"{case.function} is not defined in your submission "
+                                      f"(check the name and that its cell ran)")
+    outcome = session.call(case.function, list(case.args), dict(case.kwargs),
+                           list(case.arg_names) + list(case.kwargs), len(case.output_names))
+    if outcome.verdict != "ok":
+        return _failed_call(case, outcome)
+    return _judge(case, outcome)
+
+
+def _failed_call(case: PlannedCase, outcome: CallOutcome) -> CaseResult:
+    public = case.visibility == "public"
+    verdict = outcome.verdict if outcome.verdict in VERDICT_WORDS else "crash"
+    message = outcome.message
+    traceback = outcome.traceback
+    if verdict == "exception" and not public:
+        # An exception message can quote hidden inputs (shapes, values): say only what kind it was.
+        message = f"{case.function} raised {outcome.message.split(':', 1)[0]} on a hidden case"
+        traceback = None
+    return _base(case, verdict, message, traceback=traceback, mutated=list(outcome.mutated),
+                 seconds=outcome.seconds)
+
+
+def _judge(case: PlannedCase, outcome: CallOutcome) -> CaseResult:
+    public = case.visibility == "public"
+    checks, verdict = compare_outputs(case.output_names, outcome.outputs, case.expected,
+                                      rtol=case.rtol, atol=case.atol, keep_values=public)
+    share = sum(c.passed for c in checks) / len(checks)
+    diagnosis = None if verdict == "passed" else _diagnose(case, outcome)
+    notes = []
+    if outcome.mutated:
+        names = ", ".join(f"'{n}'" for n in outcome.mutated)
+        notes.append(f"{case.function} modified its argument{'s' if len(outcome.mutated) > 1 else ''} "
+                     f"{names} in place")
+        if case.must_not_modify_inputs:
+            verdict, share = "mutated", 0.0
+            notes[-1] += "; it must leave its inputs unchanged"
+    if verdict == "passed":
+        message = "passed"
+    elif public:
+        message = "; ".join(c.message for c in checks if not c.passed) or VERDICT_WORDS[verdict]
+    else:
+        wrong = [c.name for c in checks if not c.passed]
+        message = f"{VERDICT_WORDS[verdict]} in {', '.join(repr(n) for n in wrong)} on a hidden case" \
+            if wrong else f"{VERDICT_WORDS[verdict]} on a hidden case"
+    if diagnosis:
+        message += f" (this looks like: {diagnosis.title})"
+    if notes:
+        message = "; ".join([message] + notes)
+    if not public:
+        for c in checks:  # keep the verdict, drop anything derived from hidden values
+            c.message = "correct" if c.passed else "wrong"
+            c.worst_index = c.worst_error = None
+    return _base(case, verdict, message, score=round(case.points * share, 6), outputs=checks,
+                 diagnosis=diagnosis, mutated=list(outcome.mutated), seconds=outcome.seconds)
+
+
+def _diagnose(case: PlannedCase, outcome: CallOutcome) -> Optional[Diagnosis]:
+    rtol, atol = max(case.rtol, 1e-6), max(case.atol, 1e-9)
+    for mistake in case.mistakes:
+        if mistake.outputs is not None and outputs_match(outcome.outputs, mistake.outputs, rtol=rtol, atol=atol):
+            return Diagnosis(mistake.id, mistake.title, mistake.hint)
+    return None

@@ -1,0 +1,93 @@
+"""Machine-readable outputs: Gradescope's ``results.json`` per student and the class ``grades.csv``.
+
+Formats are fixed by ``shared/spec/interfaces.md``: every test's ``number``
+starts with its question id and a dot; written parts are ``manual`` tests
+scored 0 until a person grades them; ``grades.csv`` has one row per student,
+``student,<question ids...>,total``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Iterable
+
+from grader.results import CaseResult, SubmissionResult, WrittenResult
+
+#: Gradescope shows hidden cases only once the due date has passed; they reveal no inputs anyway.
+_VISIBILITY = {"public": "visible", "hidden": "after_due_date"}
+
+
+def _case_test(case: CaseResult) -> dict:
+    lines = [case.message]
+    if case.diagnosis:
+        lines.append(f"Likely mistake: {case.diagnosis.title}. {case.diagnosis.hint}")
+    if case.traceback:
+        lines.append(case.traceback)
+    tags = [case.question, case.part, case.visibility, case.verdict]
+    if case.diagnosis:
+        tags.append(case.diagnosis.mistake)
+    return {"name": f"{case.question.upper()} {case.name}", "number": case.number,
+            "score": case.score, "max_score": case.max_score, "status": case.status,
+            "output": "\n".join(lines), "tags": tags, "visibility": _VISIBILITY[case.visibility]}
+
+
+def _written_test(w: WrittenResult) -> dict:
+    if w.graded:
+        output = f"Graded by a person: {w.score:g} / {w.max_score:g}."
+    elif w.answer:
+        output = (f"Not graded yet: a person grades this written answer "
+                  f"(0 / {w.max_score:g} until then).\n\nYour answer:\n{w.answer}")
+    else:
+        output = (f"No answer found: define {w.question.upper()}'s answer as a module-level string "
+                  f"or a '**Answer {w.question.upper()}**' markdown cell. Scored 0 until a person grades it.")
+    return {"name": w.title, "number": w.number, "score": w.score, "max_score": w.max_score,
+            "status": "passed" if w.graded and w.score >= w.max_score else "failed",
+            "output": output, "tags": [w.question, "manual", "written"], "visibility": "visible"}
+
+
+def summary_text(result: SubmissionResult) -> str:
+    """The top-level ``output``: what a student should read first."""
+    lines = [f"{result.student}: {result.score:g} / {result.max_score:g} points "
+             f"(written answers count once a person grades them)."]
+    if result.load_error:
+        lines.append(f"Your submission could not be loaded: {result.load_error}")
+    for cell in result.cell_failures:
+        where = f"cell {cell.cell}" if cell.cell else "the module"
+        lines.append(f"Loading {where} raised {cell.summary}")
+    lines.extend(result.incidents)
+    for q in result.questions:
+        failed = [c for c in q.cases if c.status == "failed"]
+        lines.append(f"{q.id.upper()} {q.title}: {q.score:g} / {q.max_score:g}"
+                     + (f" ({len(failed)} test{'s' if len(failed) != 1 else ''} failed)" if failed else ""))
+    return "\n".join(lines)
+
+
+def results_json(result: SubmissionResult) -> dict:
+    tests = []
+    for q in result.questions:
+        tests.extend(_case_test(c) for c in q.cases)
+        if q.written:
+            tests.append(_written_test(q.written))
+    return {"score": result.score, "execution_time": round(result.seconds, 3),
+            "output": summary_text(result), "visibility": "visible", "stdout_visibility": "hidden",
+            "tests": tests}
+
+
+def write_results_json(result: SubmissionResult, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results_json(result), indent=2, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def write_grades_csv(results: Iterable[SubmissionResult], path: Path, question_ids: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["student", *question_ids, "total"])
+        for r in sorted(results, key=lambda r: r.student):
+            scores = {q.id: q.score for q in r.questions}
+            writer.writerow([r.student, *(f"{scores.get(q, 0):g}" for q in question_ids), f"{r.score:g}"])
+    return path
+

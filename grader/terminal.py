@@ -1,0 +1,97 @@
+"""What hwgrader prints in a terminal: the class table, the self-check table, the lecture answers."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from typing import TextIO
+
+import numpy as np
+
+from grader.plan import Plan
+from grader.results import VERDICT_WORDS, SubmissionResult
+
+
+def _table(rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for n, row in enumerate(rows):
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
+        if n == 0:
+            out.write("  ".join("-" * w for w in widths) + "\n")
+
+
+def print_class_table(results: list[SubmissionResult], plan: Plan, out: TextIO) -> None:
+    ids = [q.id for q in plan.questions]
+    rows = [["student", *ids, "total", "notes"]]
+    for r in sorted(results, key=lambda r: r.student):
+        scores = {q.id: q.score for q in r.questions}
+        notes = []
+        if r.load_error:
+            notes.append("could not be loaded")
+        failures = r.run_failures
+        if failures:
+            kinds = sorted({VERDICT_WORDS[c.verdict] for c in failures})
+            notes.append(f"{len(failures)} case(s): {', '.join(kinds)}")
+        rows.append([r.student, *(f"{scores.get(i, 0):g}" for i in ids), f"{r.score:g}", "; ".join(notes)])
+    _table(rows, out)
+
+
+def print_check_table(result: SubmissionResult, out: TextIO) -> bool:
+    """Print the student's public tests; True when every one passed."""
+    width = max(60, min(shutil.get_terminal_size((100, 20)).columns, 140))
+    if result.load_error:
+        out.write(f"Your submission could not be loaded: {result.load_error}\n\n")
+    for cell in result.cell_failures:
+        where = f"cell {cell.cell}" if cell.cell else "your module"
+        out.write(f"Note: {where} raised {cell.summary} (the other cells still ran)\n")
+    rows = [["test", "function", "case", "result", "points"]]
+    details = []
+    for case in result.cases:
+        mark = "PASS" if case.status == "passed" else "FAIL"
+        rows.append([case.number, case.function, case.case, f"{mark} {VERDICT_WORDS[case.verdict]}"
+                     if mark == "FAIL" else mark, f"{case.score:g}/{case.max_score:g}"])
+        if case.status == "failed":
+            text = f"{case.number} {case.function} ({case.case}): {case.message}"
+            if case.diagnosis:
+                text += f"\n    Hint: {case.diagnosis.hint}"
+            details.append(text)
+    _table(rows, out)
+    if details:
+        out.write("\nWhat to fix:\n")
+        for text in details:
+            first, *rest = text.split("\n")
+            out.write(textwrap.fill(first, width, subsequent_indent="    ") + "\n")
+            for line in rest:
+                out.write(textwrap.fill(line, width, subsequent_indent="          ") + "\n")
+    for incident in result.incidents:
+        out.write(f"Note: {incident}\n")
+    for q in result.questions:
+        if q.written and not q.written.answer:
+            out.write(f"Note: no written answer found for {q.id.upper()} ({q.written.answer}).\n")
+    passed = all(c.status == "passed" for c in result.cases) and not result.load_error
+    total = len(result.cases)
+    good = sum(c.status == "passed" for c in result.cases)
+    out.write(f"\n{good}/{total} public tests passed.\n")
+    return passed
+
+
+def _fmt(value) -> str:
+    if isinstance(value, np.ndarray):
+        clean = np.where(np.abs(value) < 5e-10, 0.0, value) if value.dtype.kind == "f" else value
+        return np.array2string(clean, precision=6, suppress_small=True, separator=", ",
+                               max_line_width=100).replace("\n", "\n      ")
+    return repr(value)
+
+
+def print_lecture_answers(plan: Plan, out: TextIO) -> None:
+    """The references' outputs on the cases the rubric calls ``lecture`` (the lecture's instances)."""
+    for q in plan.questions:
+        for case in q.cases:
+            if case.case != "lecture":
+                continue
+            out.write(f"{q.id.upper()} {q.title}: {case.function} on the lecture's instance\n")
+            for name, value in case.inputs.items():
+                out.write(f"    {name} = {_fmt(value)}\n")
+            for name, value in zip(case.output_names, case.expected):
+                out.write(f"  → {name} = {_fmt(value)}\n")
+            out.write("\n")
