@@ -57,9 +57,4 @@ class SandboxError(HwgraderError):
     exit_code = 3
 
 
-class ProtocolError(Exception):
-    """A worker sent something that is not a valid frame.
-
-    Internal: the session turns it into a ``crash`` verdict for that call;
-    it never reaches the user as a grader error.
-    """
+from grader.protocol import ProtocolError  # noqa: E402,F401  (one class, shared with the sandboxed worker)

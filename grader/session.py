@@ -1,0 +1,489 @@
+"""The parent's handle on one submission's sandboxed worker.
+
+``WorkerSession`` starts a worker (``grader.sandbox``), loads the student's
+code units into it and runs one call per planned case with a wall-clock
+limit. Anything that goes wrong on the untrusted side - a hang, a crash, a
+memory bomb, garbage on the channel - is turned into a verdict for that one
+call; the worker is killed (with everything it started) and the next call
+transparently starts a fresh worker and reloads the same units.
+
+The parent never trusts a byte from the worker: replies are size-limited,
+schema-checked, and arrays are rebuilt with ``numpy.frombuffer(..., "<f8")``.
+stdout/stderr of the worker go to one pipe drained by a thread that keeps the
+first ``Limits.output_bytes`` and discards the rest.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import select
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from grader import protocol
+from grader.errors import SandboxError
+from grader.protocol import ProtocolError
+from grader.results import CellFailure
+from grader.sandbox import Launch, Limits, build_launch, detect_isolation
+
+__all__ = ["LoadReport", "CallOutcome", "WorkerSession", "Limits"]
+
+_CALL_KINDS = {"exception", "rejected", "missing", "memory"}
+_MEMORY_MARKERS = (b"MemoryError", b"Cannot allocate memory", b"std::bad_alloc", b"out of memory",
+                   b"Unable to allocate")
+_MAX_MSG = 500
+_MAX_TB = 20_000
+
+
+@dataclass
+class LoadReport:
+    ok: bool
+    verdict: str                       # "ok" | "timeout" | "memory" | "crash"
+    error: Optional[str]
+    cell_failures: list[CellFailure] = field(default_factory=list)
+    functions: list[str] = field(default_factory=list)
+    answers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class CallOutcome:
+    verdict: str     # "ok" | "exception" | "rejected" | "missing" | "timeout" | "memory" | "crash" | "skipped"
+    outputs: Optional[list[np.ndarray]]
+    message: str
+    traceback: Optional[str]
+    mutated: list[str]
+    seconds: float
+
+
+class _Failure(Exception):
+    """The worker broke: verdict + plain-words message (parent-internal)."""
+
+    def __init__(self, verdict: str, message: str):
+        super().__init__(message)
+        self.verdict, self.message = verdict, message
+
+
+def _high_fd(fd: int) -> int:
+    """Make sure a channel fd is not 0/1/2 (it is passed at the same number)."""
+    if fd > 2:
+        return fd
+    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.close(fd)
+    return new
+
+
+def _signame(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+class _Output:
+    """Capped capture of the worker's stdout+stderr, shared across restarts."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.buf = bytearray()
+        self.dropped = 0
+        self.lock = threading.Lock()
+
+    def add(self, data: bytes) -> None:
+        with self.lock:
+            room = self.cap - len(self.buf)
+            if room > 0:
+                self.buf += data[:room]
+            self.dropped += max(0, len(data) - max(room, 0))
+
+    def tail(self, n: int = 4096) -> bytes:
+        with self.lock:
+            return bytes(self.buf[-n:])
+
+    def drain(self, fd: int) -> None:
+        try:
+            while True:
+                try:
+                    data = os.read(fd, 1 << 16)
+                except InterruptedError:
+                    continue
+                except OSError:
+                    break
+                if not data:
+                    break
+                self.add(data)
+        finally:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class _Worker:
+    """One running worker process (internal)."""
+
+    def __init__(self, isolation: str, limits: Limits, slot: int, output: _Output):
+        req_r, req_w = os.pipe()
+        res_r, res_w = os.pipe()
+        out_r, out_w = os.pipe()
+        req_r, res_w = _high_fd(req_r), _high_fd(res_w)
+        self.launch: Launch = build_launch(isolation, limits, req_r, res_w, slot)
+        try:
+            self.proc = subprocess.Popen(self.launch.argv, stdin=subprocess.DEVNULL, stdout=out_w,
+                                         stderr=out_w, **self.launch.popen_kwargs())
+        except (OSError, subprocess.SubprocessError) as exc:
+            for fd in (req_r, req_w, res_r, res_w, out_r, out_w):
+                os.close(fd)
+            self._cleanup_launch()
+            raise SandboxError(f"could not start a {isolation} worker: {exc}") from None
+        for fd in (req_r, res_w, out_w):
+            os.close(fd)
+        self.req_w, self.res_r = req_w, res_r
+        os.set_blocking(self.req_w, False)
+        os.set_blocking(self.res_r, False)
+        self.output = output
+        self.drainer = threading.Thread(target=output.drain, args=(out_r,), daemon=True,
+                                        name=f"hwgrader-output-{self.proc.pid}")
+        self.drainer.start()
+        self.dead = False
+        self.killed_by_us = False
+
+    # -- channel ---------------------------------------------------------
+    def send(self, header: dict, payload: bytes, deadline: float) -> None:
+        data = memoryview(protocol.encode_frame(header, payload))
+        while data:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            try:
+                _, w, _ = select.select([], [self.req_w], [], left)
+            except InterruptedError:
+                continue
+            if not w:
+                continue
+            try:
+                n = os.write(self.req_w, data)
+            except BlockingIOError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                raise EOFError from None
+            data = data[n:]
+
+    def recv(self, deadline: float, max_payload: int) -> tuple[dict, bytes]:
+        dec = protocol.FrameDecoder(max_payload=max_payload)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            try:
+                r, _, _ = select.select([self.res_r], [], [], left)
+            except InterruptedError:
+                continue
+            if not r:
+                continue
+            try:
+                data = os.read(self.res_r, 1 << 20)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EINTR):
+                    continue
+                raise EOFError from None
+            if not data:
+                raise EOFError
+            frames = dec.feed(data)  # ProtocolError on garbage / oversized
+            if frames:
+                if len(frames) > 1 or dec.pending:
+                    raise ProtocolError("the worker sent more than one reply")
+                return frames[0]
+
+    # -- lifetime --------------------------------------------------------
+    def kill(self) -> None:
+        if self.dead:
+            return
+        self.dead = True
+        self.killed_by_us = self.proc.poll() is None
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        if self.launch.kill_uid is not None and self.launch.isolation == "process":
+            # every process of the dedicated uid, including setsid()'d daemons
+            try:
+                subprocess.run(["kill", "-KILL", "-1"], user=self.launch.kill_uid, group=self.launch.kill_uid,
+                               extra_groups=[], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               timeout=5)
+            except (OSError, subprocess.SubprocessError):
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for fd in (self.req_w, self.res_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.drainer.join(timeout=2)
+        self._cleanup_launch()
+
+    def _cleanup_launch(self) -> None:
+        mp = getattr(self.launch, "mountpoint", None) if hasattr(self, "launch") else None
+        if mp:
+            try:
+                os.rmdir(mp)
+            except OSError:
+                pass
+
+    def death(self) -> tuple[Optional[int], Optional[int]]:
+        """(exit code, signal) once the process is gone (waits briefly)."""
+        try:
+            rc = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return None, None
+        if rc < 0:
+            return None, -rc
+        if rc > 128 and self.launch.isolation in ("bwrap", "unshare"):
+            return None, rc - 128  # bwrap / sh report a child's death by signal as 128 + n
+        return rc, None
+
+
+class WorkerSession:
+    """One submission's worker; a context manager. See module docstring."""
+
+    def __init__(self, units: list[dict], answer_names: list[str], limits: Limits, *,
+                 isolation: Optional[str] = None, slot: int = 0):
+        self.units = [dict(u) for u in units]
+        self.answer_names = list(answer_names)
+        self.limits = limits
+        self.slot = slot
+        self.isolation: str = detect_isolation(isolation)
+        self.incidents: list[str] = []
+        self._output = _Output(limits.output_bytes)
+        self._worker: Optional[_Worker] = None
+        self._spent = 0.0
+        self._next_id = 1
+        self._load_report: Optional[LoadReport] = None
+        self._broken: Optional[str] = None   # why no more calls can run
+        self._restarts = 0
+        self._closed = False
+
+    # ------------------------------------------------------------ public
+    def __enter__(self) -> "WorkerSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def seconds_left(self) -> float:
+        return self.limits.submission_seconds - self._spent
+
+    def load(self) -> LoadReport:
+        """Start the worker and execute the units (limit: ``load_seconds``)."""
+        t0 = time.monotonic()
+        try:
+            report = self._start_and_load(first=True)
+        finally:
+            self._spent += time.monotonic() - t0
+        self._load_report = report
+        if not report.ok:
+            self._broken = "the submission did not load"
+        return report
+
+    def call(self, function: str, args: list, kwargs: dict, arg_names: list[str], n_outputs: int,
+             *, output_names: Optional[list[str]] = None) -> CallOutcome:
+        """Run ``function(*args, **kwargs)`` in the worker on fresh copies of the inputs."""
+        if self._closed:
+            raise RuntimeError("session is closed")
+        if self._load_report is None:
+            self.load()
+        if self._broken is not None:
+            return CallOutcome("skipped", None, f"not run: {self._broken}", None, [], 0.0)
+        if self.seconds_left <= 0:
+            return CallOutcome("skipped", None,
+                               f"not run: the submission's time budget ({self.limits.submission_seconds:g} s) "
+                               "was spent", None, [], 0.0)
+        if self._load_report.functions and function not in self._load_report.functions:
+            return CallOutcome("missing", None, f"the submission does not define {function}()", None, [], 0.0)
+        t0 = time.monotonic()
+        try:
+            if self._worker is None or self._worker.dead:
+                if not self._restart(function):
+                    return CallOutcome("skipped" if self._broken else "crash", None,
+                                       f"not run: {self._broken}", None, [], time.monotonic() - t0)
+            return self._call(function, args, kwargs, arg_names, n_outputs, output_names)
+        finally:
+            self._spent += time.monotonic() - t0
+
+    def output(self) -> tuple[str, bool]:
+        """Captured stdout+stderr (first ``output_bytes``), and whether more was discarded."""
+        if self._worker is not None and not self._worker.dead:
+            pass  # live worker: whatever has been drained so far
+        with self._output.lock:
+            data, dropped = bytes(self._output.buf), self._output.dropped
+        return data.decode("utf-8", errors="replace"), dropped > 0
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._worker is not None:
+            self._worker.kill()
+            self._worker = None
+
+    def __del__(self):  # last resort; close() is the contract
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------ internals
+    def _spawn(self) -> _Worker:
+        w = _Worker(self.isolation, self.limits, self.slot, self._output)
+        deadline = time.monotonic() + max(10.0, self.limits.load_seconds)
+        try:
+            header, _ = w.recv(deadline, 0)
+            if header.get("ready") is not True:
+                raise ProtocolError("no ready frame")
+        except (TimeoutError, EOFError, ProtocolError) as exc:
+            w.kill()
+            tail = self._output.tail(600).decode("utf-8", "replace").strip()
+            raise SandboxError(f"the {self.isolation} worker did not start ({type(exc).__name__}); "
+                               f"its output: {tail[-400:]!r}") from None
+        return w
+
+    def _start_and_load(self, first: bool) -> LoadReport:
+        self._worker = w = self._spawn()
+        deadline = time.monotonic() + self.limits.load_seconds
+        try:
+            w.send({"op": "load", "units": self.units, "answers": self.answer_names}, b"", deadline)
+            header, _ = w.recv(deadline, 0)
+            return self._parse_load(header)
+        except TimeoutError:
+            w.kill()
+            msg = f"loading the submission ran out of time ({self.limits.load_seconds:g} s)"
+            return LoadReport(False, "timeout", msg)
+        except (EOFError, ProtocolError) as exc:
+            verdict, msg = self._classify_death(w, exc, "loading the submission")
+            return LoadReport(False, verdict, msg)
+
+    def _parse_load(self, h: dict) -> LoadReport:
+        if h.get("ok") is not True:
+            raise ProtocolError("load failed")
+        fails = []
+        for f in h.get("cell_failures") or []:
+            if not isinstance(f, dict):
+                raise ProtocolError("bad cell failure")
+            cell = f.get("cell")
+            fails.append(CellFailure(cell=cell if type(cell) is int else 0,
+                                     summary=str(f.get("summary", ""))[:_MAX_MSG],
+                                     traceback=str(f.get("traceback", ""))[:_MAX_TB]))
+        functions = [str(n) for n in (h.get("functions") or []) if isinstance(n, str)]
+        answers = {k: v for k, v in (h.get("answers") or {}).items()
+                   if k in self.answer_names and isinstance(v, str)}
+        return LoadReport(True, "ok", None, fails, functions, answers)
+
+    def _restart(self, function: str) -> bool:
+        self._restarts += 1
+        if self._worker is not None:
+            self._worker.kill()
+        self._output.add(b"\n[hwgrader: worker restarted]\n")
+        report = self._start_and_load(first=False)
+        if report.ok:
+            return True
+        self._broken = f"the worker could not be restarted ({report.error})"
+        self.incidents.append(f"the worker could not be restarted before {function}: {report.error}")
+        if self._worker is not None:
+            self._worker.kill()
+        return False
+
+    def _classify_death(self, w: _Worker, exc: BaseException, doing: str) -> tuple[str, str]:
+        """Kill what is left and name what happened: (verdict, message)."""
+        garbage = isinstance(exc, ProtocolError)
+        if garbage:
+            w.kill()
+            return "crash", f"the worker broke the protocol while {doing} ({exc})"
+        code, sig = w.death()
+        w.kill()
+        tail = self._output.tail()
+        memory_hint = any(m in tail for m in _MEMORY_MARKERS)
+        if sig in (signal.SIGXCPU, signal.SIGKILL) and not memory_hint:
+            return "timeout", f"ran out of CPU time ({self.limits.cpu_seconds} s) while {doing}"
+        if memory_hint and (sig is not None or code not in (0, None)):
+            return "memory", f"ran out of memory ({self.limits.memory_mb} MB) while {doing}"
+        if sig is not None:
+            return "crash", f"the worker was killed by {_signame(sig)} while {doing}"
+        if code is None:
+            return "crash", f"the worker closed its channel while {doing}"
+        return "crash", f"the worker exited with code {code} while {doing}"
+
+    def _call(self, function, args, kwargs, arg_names, n_outputs, output_names) -> CallOutcome:
+        w = self._worker
+        assert w is not None
+        t0 = time.monotonic()
+        cid = self._next_id
+        self._next_id += 1
+        kw_names = list(kwargs)
+        descs, payload = protocol.encode_values(list(args) + [kwargs[k] for k in kw_names])
+        header = {"op": "call", "id": cid, "function": function, "args": descs[: len(args)],
+                  "kwargs": dict(zip(kw_names, descs[len(args):])), "arg_names": list(arg_names),
+                  "n_outputs": int(n_outputs)}
+        if output_names:
+            header["output_names"] = list(output_names)
+        limit = min(float(self.limits.call_seconds), max(self.seconds_left, 0.0))
+        budget_bound = limit < self.limits.call_seconds
+        deadline = t0 + limit
+        max_payload = max(1, int(n_outputs)) * protocol.MAX_ELEMENTS * 8
+        try:
+            w.send(header, payload, deadline)
+            h, body = w.recv(deadline, max_payload)
+            return self._parse_reply(h, body, cid, n_outputs, arg_names, kw_names, time.monotonic() - t0)
+        except TimeoutError:
+            w.kill()
+            secs = time.monotonic() - t0
+            if budget_bound:
+                msg = (f"ran out of time: the submission's time budget "
+                       f"({self.limits.submission_seconds:g} s) ran out during this call")
+            else:
+                msg = f"ran out of time ({self.limits.call_seconds:g} s)"
+            self.incidents.append(f"{function} {msg}; the worker was restarted")
+            return CallOutcome("timeout", None, msg, None, [], secs)
+        except (EOFError, ProtocolError) as exc:
+            verdict, msg = self._classify_death(w, exc, f"running {function}")
+            self.incidents.append(f"{function}: {msg}; the worker was restarted")
+            return CallOutcome(verdict, None, msg, None, [], time.monotonic() - t0)
+
+    def _parse_reply(self, h, body, cid, n_outputs, arg_names, kw_names, secs) -> CallOutcome:
+        if h.get("id") != cid:
+            raise ProtocolError(f"reply for call {h.get('id')!r}, expected {cid}")
+        tb = h.get("traceback")
+        tb = str(tb)[:_MAX_TB] if isinstance(tb, str) else None
+        if h.get("ok") is not True:
+            kind = h.get("kind")
+            msg = str(h.get("message", ""))[:_MAX_MSG]
+            if kind not in _CALL_KINDS:
+                raise ProtocolError(f"unknown failure kind {kind!r}")
+            if body:
+                raise ProtocolError("failure reply with a payload")
+            return CallOutcome(kind, None, msg, tb, [], secs)
+        descs = h.get("outputs")
+        if not isinstance(descs, list) or len(descs) != n_outputs:
+            raise ProtocolError("reply does not have the announced number of outputs")
+        descs = [{"kind": "array", "dtype": "f8", "shape": d.get("shape") if isinstance(d, dict) else None}
+                 for d in descs]
+        outputs = protocol.decode_values(descs, body, max_elements=protocol.MAX_ELEMENTS)
+        allowed = set(arg_names) | set(kw_names) | {f"argument {i + 1}" for i in range(64)}
+        mutated = [m for m in (h.get("mutated") or []) if isinstance(m, str) and m in allowed]
+        return CallOutcome("ok", outputs, "", None, mutated, secs)
