@@ -230,7 +230,8 @@ def _decode(value: Any) -> Value:
         arr = np.array(data, dtype=dtype).reshape(value["shape"])
         flat = arr.reshape(-1)
         for key, fill in (("nan", np.nan), ("posinf", np.inf), ("neginf", -np.inf)):
-            flat[value.get(key, [])] = fill
+            if value.get(key):
+                flat[np.asarray(value[key], dtype=np.int64)] = fill
         return arr
     return value
 
