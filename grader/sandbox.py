@@ -280,7 +280,7 @@ for n in null zero full random urandom; do touch "$R/dev/$n"; mount --bind "/dev
 mkdir -p "$R/.old"; cd "$R"; pivot_root . .old; umount -l /.old; rmdir /.old
 mount -o remount,ro,bind / 2>/dev/null || true
 cd /tmp
-unset HWG_BINDS HWG_LINKS HWG_HIDE HWG_WDIR HWG_TMP
+unset HWG_BINDS HWG_LINKS HWG_HIDE HWG_WDIR HWG_TMP PATH
 "$@"
 """
 
@@ -301,7 +301,7 @@ def _unshare_argv(limits: Limits, req_fd: int, res_fd: int, slot: int, *, probe_
     wdir = worker_files_dir()
     inner = probe_cmd if probe_cmd else _worker_cmd(sys.executable, WORKER_DIR_IN_SANDBOX, req_fd, res_fd, limits)
     if root:
-        inner = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+        inner = [shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"] + inner
     a = ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--net", "--ipc", "--uts"]
     if not root:
