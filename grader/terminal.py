@@ -75,12 +75,14 @@ def print_check_table(result: SubmissionResult, out: TextIO) -> bool:
     return passed
 
 
-def _fmt(value) -> str:
+def _fmt(prefix: str, value) -> str:
+    """``prefix`` then the value, continuation lines aligned under the first."""
     if isinstance(value, np.ndarray):
         clean = np.where(np.abs(value) < 5e-10, 0.0, value) if value.dtype.kind == "f" else value
-        return np.array2string(clean, precision=6, suppress_small=True, separator=", ",
-                               max_line_width=100).replace("\n", "\n      ")
-    return repr(value)
+        return prefix + np.array2string(clean + 0.0 if clean.dtype.kind == "f" else clean, precision=6,
+                                        suppress_small=True, separator=", ", max_line_width=110,
+                                        prefix=prefix)
+    return prefix + repr(value)
 
 
 def print_lecture_answers(plan: Plan, out: TextIO) -> None:
@@ -91,7 +93,7 @@ def print_lecture_answers(plan: Plan, out: TextIO) -> None:
                 continue
             out.write(f"{q.id.upper()} {q.title}: {case.function} on the lecture's instance\n")
             for name, value in case.inputs.items():
-                out.write(f"    {name} = {_fmt(value)}\n")
+                out.write(_fmt(f"    {name} = ", value) + "\n")
             for name, value in zip(case.output_names, case.expected):
-                out.write(f"  → {name} = {_fmt(value)}\n")
+                out.write(_fmt(f"  → {name} = ", value) + "\n")
             out.write("\n")

@@ -1,0 +1,79 @@
+"""Grading speed against the floor every process-per-submission design pays.
+
+Run:  python benchmarks/bench_grading.py [--copies 16] [--repeats 3] [--isolation bwrap unshare process]
+
+Prints, in one run and side by side:
+  * the floor: a bare ``python -c "import numpy, cvxopt"`` (median of several runs);
+  * ``hwgrader grade`` on N copies of the correct example with --jobs 1 and --jobs 2:
+    wall time per submission (whole CLI run / N, so start-up and the reference
+    plan are included) and the median per-submission time the engine measured;
+  * the ratios the engine issue targets: per submission <= 1.5x the floor at
+    --jobs 1, and --jobs 2 throughput >= 1.7x that of --jobs 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "submissions" / "correct_module.py"
+
+
+def timed(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    return time.perf_counter() - start
+
+
+def floor(repeats: int) -> float:
+    return statistics.median(timed([sys.executable, "-c", "import numpy, cvxopt"]) for _ in range(repeats))
+
+
+def grade(folder: Path, out: Path, jobs: int, isolation: str) -> tuple[float, float]:
+    """(wall seconds for the whole CLI run, median engine seconds per submission)."""
+    shutil.rmtree(out, ignore_errors=True)
+    wall = timed([sys.executable, "-m", "grader", "grade", str(folder), "--out", str(out),
+                  "--jobs", str(jobs), "--isolation", isolation])
+    per = [json.loads(p.read_text())["execution_time"] for p in out.glob("*/results.json")]
+    return wall, statistics.median(per)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--copies", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--isolation", nargs="+", default=["bwrap", "unshare", "process"])
+    args = parser.parse_args()
+
+    base = floor(max(5, args.repeats))
+    print(f"floor: python -c 'import numpy, cvxopt'        {base * 1000:7.0f} ms  (median of {max(5, args.repeats)})")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "subs"
+        folder.mkdir()
+        for i in range(args.copies):
+            shutil.copy(EXAMPLE, folder / f"student_{i:03d}.py")
+        print(f"{args.copies} copies of {EXAMPLE.name}, median of {args.repeats} runs each\n")
+        print(f"{'isolation':10} {'jobs':>4} {'wall/sub':>10} {'engine/sub':>11} {'x floor':>8} {'throughput':>11}")
+        for isolation in args.isolation:
+            per_jobs = {}
+            for jobs in (1, 2):
+                runs = [grade(folder, Path(tmp) / "out", jobs, isolation) for _ in range(args.repeats)]
+                wall = statistics.median(r[0] for r in runs) / args.copies
+                engine = statistics.median(r[1] for r in runs)
+                per_jobs[jobs] = wall
+                speedup = per_jobs[1] / wall
+                print(f"{isolation:10} {jobs:>4} {wall * 1000:8.0f} ms {engine * 1000:8.0f} ms "
+                      f"{wall / base:7.2f}x {speedup:9.2f}x")
+        print("\ntargets: wall/sub at --jobs 1 <= 1.5x floor; --jobs 2 throughput >= 1.7x --jobs 1")
+
+
+if __name__ == "__main__":
+    main()
