@@ -20,6 +20,7 @@ from typing import Callable, Optional, TextIO
 from grader.engine import grade_submission
 from grader.gradescope import write_results_json
 from grader.plan import Plan
+from grader.report import write_student_report
 from grader.results import SubmissionResult
 
 
@@ -77,6 +78,7 @@ def grade_all(paths: list[Path], plan: Plan, out_dir: Path, *, jobs: int = 1,
         finally:
             slots.put(slot)
         write_results_json(result, out_dir / result.student / "results.json")
+        write_student_report(result, out_dir / result.student / "report.html", title=plan.title)
         if on_result:
             on_result(result)
         if bar:
