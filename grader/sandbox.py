@@ -14,7 +14,7 @@ student's code can *see*:
     tree, the reference package and every other submission are simply not
     there; an installed ``grader``/``reference`` package in site-packages is
     covered by an empty tmpfs. No network. The worker runs as an unprivileged
-    uid (64000 + slot when the grader runs as root), no capabilities,
+    uid (``worker_uid(slot)`` when the grader runs as root), no capabilities,
     ``no_new_privs``, its own session (no TIOCSTI on the grader's tty).
     /usr itself is visible (read-only): system programs and docs.
 ``unshare``
@@ -57,7 +57,17 @@ from typing import Optional
 
 ISOLATIONS = ("bwrap", "unshare", "process")
 WORKER_DIR_IN_SANDBOX = "/hwgrader"
-BASE_UID = 64000
+BASE_UID = 200_000
+
+
+def worker_uid(slot: int) -> int:
+    """Unprivileged uid/gid for a worker when the grader runs as root.
+
+    Distinct per slot (concurrent workers must not share an RLIMIT_NPROC quota)
+    and spread by the grader's pid, so two grader processes on one machine
+    rarely share one (the process-mode kill sweep kills *every* process of it).
+    """
+    return BASE_UID + (os.getpid() % 8192) * 128 + (slot % 128)
 
 WORKER_ENV = {
     "OPENBLAS_NUM_THREADS": "1",
@@ -217,7 +227,7 @@ def _ancestors(path: str) -> list[str]:
 
 def _bwrap_argv(limits: Limits, req_fd: int, res_fd: int, slot: int, *, probe_cmd=None) -> Launch:
     root = _is_root()
-    uid = BASE_UID + slot
+    uid = worker_uid(slot)
     dirs = _python_dirs()
     a = ["bwrap", "--die-with-parent", "--new-session", "--clearenv"]
     if root:
@@ -287,7 +297,7 @@ unset HWG_BINDS HWG_LINKS HWG_HIDE HWG_WDIR HWG_TMP PATH
 
 def _unshare_argv(limits: Limits, req_fd: int, res_fd: int, slot: int, *, probe_cmd=None) -> Launch:
     root = _is_root()
-    uid = BASE_UID + slot
+    uid = worker_uid(slot)
     dirs = [d for d in _python_dirs() if not (d == "/usr" or d.startswith("/usr/"))]
     binds = ["/usr"] + dirs
     links = []
@@ -330,8 +340,8 @@ def _process_argv(limits: Limits, req_fd: int, res_fd: int, slot: int) -> Launch
     if _is_root():
         if _world_reachable(sys.executable) and _world_reachable(os.path.join(wdir, "worker.py")) \
                 and all(_world_reachable(d) for d in _python_dirs()):
-            launch.user = launch.group = BASE_UID + slot
-            launch.kill_uid = BASE_UID + slot
+            launch.user = launch.group = worker_uid(slot)
+            launch.kill_uid = worker_uid(slot)
         else:
             launch.notes.append("grader runs as root and the Python prefix is not world-readable: "
                                 "the worker runs as root, RLIMIT_NPROC is not enforced")

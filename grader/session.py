@@ -80,6 +80,28 @@ def _high_fd(fd: int) -> int:
     return new
 
 
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (Linux /proc; empty elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except (OSError, ValueError):
+        pass
+    kids = []
+    try:
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                            kids.append(int(d))
+                except (OSError, ValueError, IndexError):
+                    pass
+    except OSError:
+        pass
+    return kids
+
+
 def _signame(sig: int) -> str:
     try:
         return signal.Signals(sig).name
@@ -210,6 +232,21 @@ class _Worker:
             return
         self.dead = True
         self.killed_by_us = self.proc.poll() is None
+        if self.killed_by_us and self.launch.isolation in ("bwrap", "unshare"):
+            # Kill the sandbox's init (our child's child) first: the whole pid namespace dies
+            # with it and bwrap/unshare reap it and exit. Killing the outer process first would
+            # orphan the init to host pid 1, which leaves a zombie on hosts whose pid 1 does not reap.
+            kids = _children(self.proc.pid)
+            for k in kids:
+                try:
+                    os.kill(k, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            if kids:
+                try:
+                    self.proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
