@@ -28,6 +28,7 @@ __all__ = [
 MAX_HEADER = 1 << 20            # 1 MiB of JSON
 MAX_PAYLOAD = 1 << 30           # hard ceiling on one frame's raw bytes
 MAX_ELEMENTS = 10_000_000       # per array, both directions
+MAX_REQUEST_HEADER = 64 << 20   # parent -> worker (a load carries the student's sources)
 
 _LEN = struct.Struct("!I")
 _DTYPES = {"f8": np.dtype("<f8"), "i8": np.dtype("<i8")}
@@ -39,14 +40,14 @@ class ProtocolError(Exception):
 
 # --------------------------------------------------------------------- frames
 
-def encode_frame(header: dict, payload: bytes = b"") -> bytes:
+def encode_frame(header: dict, payload: bytes = b"", *, max_header: int = MAX_HEADER) -> bytes:
     """Bytes of one frame; sets ``header["nbytes"]`` to ``len(payload)``."""
     payload = bytes(payload) if not isinstance(payload, (bytes, bytearray, memoryview)) else payload
     header = dict(header)
     header["nbytes"] = len(payload)
     raw = json.dumps(header, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
-    if len(raw) > MAX_HEADER:
-        raise ProtocolError(f"header of {len(raw)} bytes exceeds {MAX_HEADER}")
+    if len(raw) > max_header:
+        raise ProtocolError(f"header of {len(raw)} bytes exceeds {max_header}")
     return b"".join((_LEN.pack(len(raw)), raw, payload))
 
 
@@ -57,9 +58,9 @@ def _write_all(fd: int, data) -> None:
         view = view[n:]
 
 
-def write_frame(fd_or_file, header: dict, payload: bytes = b"") -> None:
+def write_frame(fd_or_file, header: dict, payload: bytes = b"", *, max_header: int = MAX_HEADER) -> None:
     """Write one frame to a file descriptor (int) or a binary file object."""
-    data = encode_frame(header, payload)
+    data = encode_frame(header, payload, max_header=max_header)
     if isinstance(fd_or_file, int):
         _write_all(fd_or_file, data)
     else:

@@ -16,7 +16,6 @@ first ``Limits.output_bytes`` and discards the rest.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import select
 import signal
@@ -73,11 +72,13 @@ class _Failure(Exception):
 
 def _high_fd(fd: int) -> int:
     """Make sure a channel fd is not 0/1/2 (it is passed at the same number)."""
-    if fd > 2:
-        return fd
-    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
-    os.close(fd)
-    return new
+    low = []
+    while fd <= 2:
+        low.append(fd)
+        fd = os.dup(fd)  # non-inheritable, lowest free number
+    for f in low:
+        os.close(f)
+    return fd
 
 
 def _children(pid: int) -> list[int]:
@@ -179,7 +180,7 @@ class _Worker:
 
     # -- channel ---------------------------------------------------------
     def send(self, header: dict, payload: bytes, deadline: float) -> None:
-        data = memoryview(protocol.encode_frame(header, payload))
+        data = memoryview(protocol.encode_frame(header, payload, max_header=protocol.MAX_REQUEST_HEADER))
         while data:
             left = deadline - time.monotonic()
             if left <= 0:

@@ -155,6 +155,14 @@ class _Worker:
             v = ns.get(name)
             if _isinstance(v, str):
                 answers[name] = str.__str__(v)[:_MAX_ANSWER]
+        # the reply header must stay under protocol.MAX_HEADER, whatever the submission did
+        functions = functions[:2000]
+        budget = 600_000 // max(1, _len(failures))
+        for f in failures[200:]:
+            f["traceback"] = ""
+        for f in failures:
+            if _len(f["traceback"]) > budget:
+                f["traceback"] = f["traceback"][: budget // 2] + "\n...\n" + f["traceback"][-budget // 2:]
         self._send({"ok": True, "cell_failures": failures, "functions": functions, "answers": answers})
 
     def _describe(self, obj):
@@ -292,7 +300,7 @@ class _Worker:
     def serve(self):
         while True:
             try:
-                header, payload = _read_frame(self.req)
+                header, payload = _read_frame(self.req, max_header=protocol.MAX_REQUEST_HEADER)
             except EOFError:
                 return 0
             op = header.get("op")

@@ -414,3 +414,14 @@ def bomb(x):
         out = s.call("bomb", [0.0], {}, ["x"], 1)
         if os.geteuid() != 0 or iso == "bwrap" or os.path.exists("/usr/bin/setpriv"):
             assert out.verdict == "ok" and out.outputs[0] < 16, out
+
+
+def test_large_source_and_many_failing_cells():
+    big = "DATA = [" + ",".join(["1.5"] * 400_000) + "]\ndef f(x):\n    return float(len(DATA))\n"
+    units = [{"cell": 1, "filename": "big.ipynb [cell 1]", "source": big}]
+    units += [{"cell": i, "filename": f"big.ipynb [cell {i}]", "source": "def g(:\n" + "x" * 30_000 + "\n"}
+              for i in range(2, 300)]
+    with session(units) as s:
+        rep = s.load()
+        assert rep.ok and len(rep.cell_failures) == 298
+        assert s.call("f", [0.0], {}, ["x"], 1).outputs[0] == 400_000
