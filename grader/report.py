@@ -142,6 +142,11 @@ class CaseView:
         return "passed" if self.passed else "failed"
 
     @property
+    def open(self) -> bool:
+        """Shown unfolded: failures worth reading (not "function not defined" / "not run")."""
+        return not self.passed and self.verdict not in ("missing", "skipped")
+
+    @property
     def anchor(self) -> str:
         return "case-" + self.number.replace(".", "-")
 
@@ -244,6 +249,8 @@ def student_context(result: SubmissionResult, *, title: str = "Homework") -> dic
         questions=[question_view(q) for q in result.questions],
         load_error=result.load_error or "",
         cell_failures=list(result.cell_failures),
+        # loading errors that cost functions are shown as an error, not a warning
+        cell_failures_severe=any(c.verdict == "missing" for c in result.cases),
         incidents=list(result.incidents),
         run_failures=[case_view(c) for c in result.run_failures],
         output=result.output or "",

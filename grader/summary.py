@@ -288,6 +288,8 @@ class RunProblem:
     failures: tuple[RunFailure, ...]     # timeout / memory / crash cases
     skipped: int                         # cases not run at all
     incidents: tuple[str, ...]
+    cell_failures: tuple[str, ...] = ()  # "cell 3: NameError: ..." / "module body: SyntaxError: ..."
+    missing: int = 0                     # cases whose function was not defined
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -300,6 +302,8 @@ class RunProblem:
                 tags.append(f.words)
         if self.skipped and not self.load_error:
             tags.append("tests not run")
+        if self.cell_failures:
+            tags.append("code raised while loading")
         return tuple(tags)
 
 
@@ -309,14 +313,19 @@ def run_problem(result: SubmissionResult) -> Optional[RunProblem]:
         for c in result.cases if c.verdict in RUN_FAILURES
     )
     skipped = sum(1 for c in result.cases if c.verdict == "skipped")
-    if not (result.load_error or failures or skipped):
+    cells = tuple(
+        f"{'cell ' + str(f.cell) if f.cell else 'module body'}: {f.summary}" for f in result.cell_failures
+    )
+    if not (result.load_error or failures or skipped or cells):
         return None
+    missing = sum(1 for c in result.cases if c.verdict == "missing")
     return RunProblem(result.student, result.file, result.load_error, failures, skipped,
-                      tuple(result.incidents))
+                      tuple(result.incidents), cells, missing)
 
 
 def run_problems(results: Sequence[SubmissionResult]) -> list[RunProblem]:
-    """Students whose submission failed to load, crashed, timed out, ran out of memory or was not run."""
+    """Students whose submission failed to load, crashed, timed out, ran out of memory or was
+    not run, plus those whose code raised while loading (functions it defined may be missing)."""
     return [p for p in (run_problem(r) for r in results) if p is not None]
 
 

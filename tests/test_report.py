@@ -211,6 +211,22 @@ def test_run_problems_listed_apart(mini_batch):
     assert probs["e"].kinds == ("load error",)
 
 
+def test_code_raising_while_loading_is_a_run_problem():
+    from grader.results import CellFailure
+    r = _mini("f", 0, 0, verdicts=("missing", "missing"))
+    assert summary.run_problem(r) is None
+    r.cell_failures = [CellFailure(0, "SyntaxError: invalid syntax", "tb")]
+    p = summary.run_problem(r)
+    assert p.cell_failures == ("module body: SyntaxError: invalid syntax",) and p.missing == 2
+    assert p.kinds == ("code raised while loading",)
+    html = report.render_index([r])
+    assert "raised while loading, module body: SyntaxError: invalid syntax" in html
+    assert "2 tests lost to functions not defined" in html
+    page = report.render_student_report(r)
+    assert '<section class="alert" id="cell-failures">' in page
+    assert 'data-verdict="missing">' in page  # collapsed: nothing to read but the message
+
+
 def test_index_shows_the_numbers(mini_batch):
     html = report.render_index(mini_batch)
     stats = _section(html, "question-stats")
