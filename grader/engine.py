@@ -41,7 +41,7 @@ def grade_submission(path: Path, plan: Plan, *, isolation: Optional[str] = None,
             else:
                 defined = set(report.functions)
                 _fill(result, plan, submission, answers=report.answers,
-                      run=lambda case: _run_case(session, case, defined))
+                      run=lambda case: _run_case(session, case, defined, result.cell_failures))
             result.output, result.output_truncated = session.output()
             result.incidents = list(session.incidents)
     result.seconds = round(time.monotonic() - started, 3)
@@ -74,12 +74,18 @@ def _not_run(case: PlannedCase, why: Optional[str]) -> CaseResult:
     return _base(case, "skipped", "not run: the submission could not be loaded")
 
 
-def _run_case(session: WorkerSession, case: PlannedCase, defined: set[str]) -> CaseResult:
+def _run_case(session: WorkerSession, case: PlannedCase, defined: set[str],
+              cell_failures: list) -> CaseResult:
     if case.function not in defined:
-        return _base(case, "missing", f"{case.function} is not defined in your submission "
-                                      f"(check the name and that its cell ran)")
+        why = "check its name"
+        if cell_failures:
+            first = cell_failures[0]
+            where = f"cell {first.cell}" if first.cell else "your module"
+            why = f"loading {where} raised {first.summary}"
+        return _base(case, "missing", f"{case.function} is not defined in your submission ({why})")
     outcome = session.call(case.function, list(case.args), dict(case.kwargs),
-                           list(case.arg_names) + list(case.kwargs), len(case.output_names))
+                           list(case.arg_names) + list(case.kwargs), len(case.output_names),
+                           output_names=list(case.output_names))
     if outcome.verdict != "ok":
         return _failed_call(case, outcome)
     return _judge(case, outcome)

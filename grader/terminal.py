@@ -42,8 +42,10 @@ def print_check_table(result: SubmissionResult, out: TextIO) -> bool:
     if result.load_error:
         out.write(f"Your submission could not be loaded: {result.load_error}\n\n")
     for cell in result.cell_failures:
-        where = f"cell {cell.cell}" if cell.cell else "your module"
-        out.write(f"Note: {where} raised {cell.summary} (the other cells still ran)\n")
+        if cell.cell:
+            out.write(f"Note: cell {cell.cell} raised {cell.summary} (the other cells still ran)\n")
+        else:
+            out.write(f"Note: your module raised {cell.summary}; nothing after that point ran\n")
     rows = [["test", "function", "case", "result", "points"]]
     details = []
     for case in result.cases:

@@ -105,6 +105,8 @@ class _Worker:
         try:
             text = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
             line = text[-1] if text else type(exc).__name__
+            if isinstance(exc, SyntaxError) and exc.lineno:
+                line += f" (line {exc.lineno})"
         except _BaseException:
             line = type(exc).__name__
         return line[:_MAX_MSG]
