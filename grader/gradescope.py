@@ -72,6 +72,8 @@ def results_json(result: SubmissionResult) -> dict:
             tests.append(_written_test(q.written))
     return {"score": result.score, "execution_time": round(result.seconds, 3),
             "output": summary_text(result), "visibility": "visible", "stdout_visibility": "hidden",
+            "extra_data": {"student": result.student, "file": result.file, "isolation": result.isolation,
+                           "load_error": result.load_error, "incidents": list(result.incidents)},
             "tests": tests}
 
 
