@@ -44,6 +44,7 @@ sandbox (bwrap must run as root to reach a Python prefix under a 0700 /root).
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import shlex
 import shutil
@@ -202,9 +203,24 @@ def _rlimit_arg(limits: Limits) -> str:
                                              limits.file_size_mb, limits.open_files))
 
 
+@functools.lru_cache(maxsize=1)
+def _site_paths() -> str:
+    """The import path the worker adds itself: it runs with ``-S`` (no site, no .pth files)."""
+    import site
+
+    paths = [p for p in site.getsitepackages() if os.path.isdir(p)]
+    for mod in ("numpy", "scipy", "cvxopt"):
+        spec = importlib.util.find_spec(mod)
+        if spec and spec.origin:
+            where = os.path.dirname(os.path.dirname(spec.origin))
+            if where not in paths:
+                paths.append(where)
+    return os.pathsep.join(paths)
+
+
 def _worker_cmd(python: str, wdir: str, req_fd: int, res_fd: int, limits: Limits) -> list[str]:
-    return [python, "-I", os.path.join(wdir, "worker.py"), str(req_fd), str(res_fd),
-            "--rlimits", _rlimit_arg(limits)]
+    return [python, "-I", "-S", os.path.join(wdir, "worker.py"), str(req_fd), str(res_fd),
+            "--rlimits", _rlimit_arg(limits), "--path", _site_paths()]
 
 
 def _top_level_entries() -> list[tuple[str, str]]:

@@ -1,6 +1,8 @@
 """The untrusted side: runs student code inside the sandbox.
 
-Started as ``python -I worker.py REQ_FD RES_FD [--rlimits AS_MB,CPU_S,NPROC,FSIZE_MB,NOFILE]``
+Started as ``python -I -S worker.py REQ_FD RES_FD [--rlimits AS_MB,CPU_S,NPROC,FSIZE_MB,NOFILE]
+[--path DIR:DIR...]``: ``-S`` skips ``site`` and its ``.pth`` files (about 20 ms per worker), so
+the site-packages directories come explicitly with ``--path``
 with ``protocol.py`` next to it (imported as a top-level module: the
 ``grader`` package is *not* visible in the sandbox, and this file must never
 import it). Frames come in on REQ_FD and go out on RES_FD; fd 1/2 are pipes
@@ -47,13 +49,15 @@ def _parse_argv(argv):
     rl = None
     if "--rlimits" in argv:
         rl = argv[argv.index("--rlimits") + 1]
-    return req, res, rl
+    paths = argv[argv.index("--path") + 1].split(os.pathsep) if "--path" in argv else []
+    return req, res, rl, paths
 
 
 if __name__ == "__main__":
-    _REQ_FD, _RES_FD, _RL = _parse_argv(sys.argv)
+    _REQ_FD, _RES_FD, _RL, _PATHS = _parse_argv(sys.argv)
     if _RL:
         _apply_rlimits(_RL)
+    sys.path.extend(p for p in _PATHS if p not in sys.path)
 
 import json  # noqa: E402
 import linecache  # noqa: E402
