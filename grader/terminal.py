@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import textwrap
-from typing import TextIO
+from typing import Optional, TextIO
 
 import numpy as np
 
@@ -54,6 +55,9 @@ def print_check_table(result: SubmissionResult, out: TextIO) -> bool:
                      if mark == "FAIL" else mark, f"{case.score:g}/{case.max_score:g}"])
         if case.status == "failed":
             text = f"{case.number} {case.function} ({case.case}): {case.message}"
+            where = _student_line(case.traceback)
+            if where:
+                text += f"\n    At {where}"
             if case.diagnosis:
                 text += f"\n    Hint: {case.diagnosis.hint}"
             details.append(text)
@@ -65,6 +69,7 @@ def print_check_table(result: SubmissionResult, out: TextIO) -> bool:
             out.write(textwrap.fill(first, width, subsequent_indent="    ") + "\n")
             for line in rest:
                 out.write(textwrap.fill(line, width, subsequent_indent="          ") + "\n")
+
     for incident in result.incidents:
         out.write(f"Note: {incident}\n")
     for q in result.questions:
@@ -75,6 +80,23 @@ def print_check_table(result: SubmissionResult, out: TextIO) -> bool:
     good = sum(c.status == "passed" for c in result.cases)
     out.write(f"\n{good}/{total} public tests passed.\n")
     return passed
+
+
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<fn>\S+))?\s*$')
+
+
+def _student_line(traceback: Optional[str]) -> Optional[str]:
+    """'exc.py line 5 (in zero_insert): return y[10]' from the innermost frame of a traceback."""
+    if not traceback:
+        return None
+    lines = traceback.splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        frame = _FRAME.match(lines[i])
+        if frame:
+            code = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            fn = f" (in {frame['fn']})" if frame["fn"] else ""
+            return f"{frame['file']} line {frame['line']}{fn}: {code}"
+    return None
 
 
 def _fmt(prefix: str, value) -> str:
