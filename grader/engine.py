@@ -35,13 +35,20 @@ def grade_submission(path: Path, plan: Plan, *, isolation: Optional[str] = None,
             result.isolation = session.isolation
             report = session.load()
             result.cell_failures = list(report.cell_failures)
+            wanted = {c.function for c in plan.cases}
             if not report.ok:
                 result.load_error = report.error or f"the submission could not be loaded ({report.verdict})"
                 _fill(result, plan, submission, answers=report.answers, run=None)
+            elif report.cell_failures and not wanted & set(report.functions):
+                # Nothing of the homework survived loading (a syntax error, a crash before the
+                # first def): that is a load error, not fifty "missing function" failures.
+                first = report.cell_failures[0]
+                where = f"cell {first.cell}" if first.cell else "the module"
+                result.load_error = f"{submission.path.name}: {where} raised {first.summary}"
+                _fill(result, plan, submission, answers=report.answers, run=None)
             else:
-                defined = set(report.functions)
-                _fill(result, plan, submission, answers=report.answers,
-                      run=lambda case: _run_case(session, case, defined, result.cell_failures))
+                runner = _CaseRunner(session, set(report.functions), result.cell_failures)
+                _fill(result, plan, submission, answers=report.answers, run=runner.run)
             result.output, result.output_truncated = session.output()
             result.incidents = list(session.incidents)
     result.seconds = round(time.monotonic() - started, 3)
@@ -52,7 +59,7 @@ def _fill(result: SubmissionResult, plan: Plan, submission: Submission, *, answe
     for q in plan.questions:
         question = QuestionResult(id=q.id, title=q.title, max_score=q.points)
         for case in q.cases:
-            question.cases.append(run(case) if run else _not_run(case, result.load_error))
+            question.cases.append(run(case) if run else _not_run(case))
         if q.written:
             answer = answers.get(q.written.answer) or submission.markdown_answers.get(q.written.answer)
             question.written = WrittenResult(
@@ -70,25 +77,41 @@ def _base(case: PlannedCase, verdict: str, message: str, **extra) -> CaseResult:
                       inputs=case.inputs if public else None, **extra)
 
 
-def _not_run(case: PlannedCase, why: Optional[str]) -> CaseResult:
+def _not_run(case: PlannedCase) -> CaseResult:
     return _base(case, "skipped", "not run: the submission could not be loaded")
 
 
-def _run_case(session: WorkerSession, case: PlannedCase, defined: set[str],
-              cell_failures: list) -> CaseResult:
-    if case.function not in defined:
-        why = "check its name"
-        if cell_failures:
-            first = cell_failures[0]
-            where = f"cell {first.cell}" if first.cell else "your module"
-            why = f"loading {where} raised {first.summary}"
-        return _base(case, "missing", f"{case.function} is not defined in your submission ({why})")
-    outcome = session.call(case.function, list(case.args), dict(case.kwargs),
-                           list(case.arg_names) + list(case.kwargs), len(case.output_names),
-                           output_names=list(case.output_names))
-    if outcome.verdict != "ok":
-        return _failed_call(case, outcome)
-    return _judge(case, outcome)
+#: After this many timeouts of one function, its remaining cases are not run (they would
+#: only spend the submission's time budget waiting again).
+TIMEOUT_STRIKES = 2
+
+
+class _CaseRunner:
+    """Runs one submission's cases in its session, remembering which functions keep hanging."""
+
+    def __init__(self, session: WorkerSession, defined: set[str], cell_failures: list):
+        self.session, self.defined, self.cell_failures = session, defined, cell_failures
+        self.timeouts: dict[str, int] = {}
+
+    def run(self, case: PlannedCase) -> CaseResult:
+        if case.function not in self.defined:
+            why = "check its name"
+            if self.cell_failures:
+                first = self.cell_failures[0]
+                where = f"cell {first.cell}" if first.cell else "your module"
+                why = f"loading {where} raised {first.summary}"
+            return _base(case, "missing", f"{case.function} is not defined in your submission ({why})")
+        if self.timeouts.get(case.function, 0) >= TIMEOUT_STRIKES:
+            return _base(case, "timeout", f"not run: {case.function} already ran out of time on "
+                                          f"{TIMEOUT_STRIKES} cases")
+        outcome = self.session.call(case.function, list(case.args), dict(case.kwargs),
+                                    list(case.arg_names) + list(case.kwargs), len(case.output_names),
+                                    output_names=list(case.output_names))
+        if outcome.verdict == "timeout":
+            self.timeouts[case.function] = self.timeouts.get(case.function, 0) + 1
+        if outcome.verdict != "ok":
+            return _failed_call(case, outcome)
+        return _judge(case, outcome)
 
 
 def _failed_call(case: PlannedCase, outcome: CallOutcome) -> CaseResult:

@@ -45,6 +45,8 @@ def print_check_table(result: SubmissionResult, out: TextIO) -> bool:
     for cell in result.cell_failures:
         if cell.cell:
             out.write(f"Note: cell {cell.cell} raised {cell.summary} (the other cells still ran)\n")
+        elif cell.summary.startswith(("SyntaxError", "IndentationError", "TabError")):
+            out.write(f"Note: your module does not compile: {cell.summary}; none of it ran\n")
         else:
             out.write(f"Note: your module raised {cell.summary}; nothing after that point ran\n")
     rows = [["test", "function", "case", "result", "points"]]

@@ -201,7 +201,8 @@ def test_mistake_loses_points_only_in_its_question_and_is_diagnosed(graded, mid)
 def test_unscaled_baum_welch_fails_only_on_the_long_sequence(graded):
     result = _result(graded, MISTAKES["q4.unscaled"].filename)
     failed = _not_passed(result)
-    assert [(c.case, c.verdict) for c in failed] == [("long-sequence", "nonfinite")]
+    assert [(c.case, c.verdict) for c in failed] == [("long-sequence", "nonfinite"),
+                                                      ("longer-sequence", "nonfinite")]
     assert "NaN" in failed[0].message and "(this looks like: " in failed[0].message
 
 
@@ -211,15 +212,9 @@ def test_syntax_error_scores_nothing_and_names_the_line(graded):
     result = _result(graded, "syntax_error.py")
     assert result.score == 0
     assert all(c.score == 0 and c.verdict != "passed" for c in result.cases)
-    assert all("line 12" in c.message for c in result.cases)  # ...whatever the verdict is
     assert all(q.written.answer is None for q in result.questions if q.written)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: a SyntaxError in a .py submission is not a load_error (results.SubmissionResult.load_error: "
-    "'could not be loaded at all (syntax error, ...)'). worker._Worker.op_load reports it as a cell "
-    "failure of a successful load (ok=True), and engine.grade_submission sets load_error only when "
-    "report.ok is False: load_error stays None and every case is 'missing' instead of 'skipped'"))
 def test_syntax_error_is_a_load_error_naming_the_line(graded):
     result = _result(graded, "syntax_error.py")
     assert result.load_error is not None
@@ -261,10 +256,14 @@ def test_hanging_function_costs_only_its_own_cases(graded):
     result = _result(graded, factory.HANGS)
     assert result.load_error is None
     hung = [c for c in result.cases if c.function == "baum_welch"]
-    assert len(hung) == 4
+    assert len(hung) == 5
     for case in hung:
         assert case.verdict == "timeout" and case.score == 0
+    # two strikes: the first two cases ran into the limit, the rest were not run at all
+    for case in hung[:2]:
         assert f"({CALL_SECONDS:g} s)" in case.message
+    for case in hung[2:]:
+        assert case.message == "not run: baum_welch already ran out of time on 2 cases"
     for case in result.cases:
         if case.function != "baum_welch":
             assert case.verdict == "passed", (case.number, case.message)
@@ -272,8 +271,8 @@ def test_hanging_function_costs_only_its_own_cases(graded):
         if q.id != "q4":
             assert q.score == pytest.approx(_code_max(q))
     assert result.question("q4").score == pytest.approx(_code_max(result.question("q4")) - 9)
-    assert len(result.incidents) == 4 and all("baum_welch" in i for i in result.incidents)
-    assert result.seconds < 4 * CALL_SECONDS + 20  # the run finished, the hang was cut off per call
+    assert len(result.incidents) == 2 and all("baum_welch" in i for i in result.incidents)
+    assert result.seconds < 2 * CALL_SECONDS + 20  # the run finished, the hang was cut off per call
 
 
 WRONG_SHAPES = {  # function -> (verdict on its failing cases, what the message must say)
