@@ -303,3 +303,69 @@ def test_chinese_student_report(open_page, site):
     hidden = page.locator("#case-q1-2")
     assert "failed" in hidden.inner_text() and "wrong values" in hidden.inner_text()
     assert hidden.locator("table").count() == 0
+
+
+# -------------------------------------------------------------------------- a real graded batch
+
+REAL = ["correct_module.py", "colab_notebook.ipynb", "xss_in_answers.py", "syntax_error.py",
+        "mistake_q5_subpixel_missing_relu.py", "學生_103590450.py"]
+
+
+@pytest.fixture(scope="module")
+def real_site(tmp_path_factory):
+    """Grade real example submissions with the CLI, as an instructor would."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    subs = tmp_path_factory.mktemp("subs")
+    for name in REAL:
+        shutil.copy(root / "submissions" / name, subs / name)
+    out = tmp_path_factory.mktemp("real")
+    proc = subprocess.run([sys.executable, "-m", "grader", "grade", str(subs), "--out", str(out),
+                           "--jobs", "2"], cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_real_batch_pages_are_clean(open_page, real_site):
+    for page_path in [real_site / "index.html", *sorted(real_site.glob("*/report.html"))]:
+        p = open_page(page_path)
+        _assert_clean(p)
+        assert p.page.locator("#student-name, #scores").first.is_visible(), page_path
+
+
+def test_real_xss_submission_shows_its_text_as_text(browser, open_page, real_site, shots):
+    p = open_page(real_site / "xss_in_answers" / "report.html")
+    page = p.page
+    _assert_clean(p)
+    assert page.evaluate("document.scripts.length") == 0
+    assert page.evaluate("document.images.length") == 0
+    assert page.evaluate("document.querySelectorAll('svg[onload], a[href^=javascript]').length") == 0
+    assert "<script>window.__pwned = 1</script>" in page.locator("#written-q1 pre.answer").inner_text()
+    assert "可學習的參數" in page.locator("#written-q1 pre.answer").inner_text()
+    assert '<svg onload="window.__pwned = 1">' in page.locator("#written-q2 pre.answer").inner_text()
+    assert "<script>window.__pwned = 1</script>" in page.locator("#output pre.captured").inner_text()
+    _check_screenshot(browser, p, shots / "real-xss.png")
+
+
+def test_real_wrong_subpixel_grid_and_diagnosis(open_page, real_site):
+    p = open_page(real_site / "mistake_q5_subpixel_missing_relu" / "report.html")
+    page = p.page
+    _assert_clean(p)
+    lecture = page.locator("#case-q5-9")  # subpixel_conv on the lecture's 5x5 image
+    assert lecture.is_visible()
+    assert lecture.locator("table.grid.got td").count() == 121
+    wrong = lecture.locator("table.grid.got td.wrong").count()
+    assert wrong > 0 and lecture.locator(".wrong-count").inner_text() == f"{wrong} of 121"
+    assert lecture.locator(".diagnosis .dtitle").inner_text() == "missing ReLU"
+    assert "np.maximum(out, 0)" in lecture.locator(".diagnosis .hint").inner_text()
+
+
+def test_real_index_lists_everyone_and_the_broken_apart(open_page, real_site):
+    p = open_page(real_site / "index.html")
+    page = p.page
+    _assert_clean(p)
+    assert page.locator("#scores tbody tr").count() == len(REAL)
+    assert page.locator('#run-problems [data-student="syntax_error"]').is_visible()
+    assert page.locator('#scores tbody tr[data-student="correct_module"] td.total-cell').inner_text().strip() == "88"
