@@ -107,13 +107,27 @@ class Launch:
     user: Optional[int] = None        # Popen(user=..., group=..., extra_groups=[])
     group: Optional[int] = None
     kill_uid: Optional[int] = None    # uid owning only this worker's processes (kill(-1) sweep)
+    cwd: Optional[str] = None         # where the worker starts (a fresh directory)
+    scratch: list[str] = field(default_factory=list)  # host directories to remove once it is gone
+    mountpoint: Optional[str] = None  # empty host dir the sandbox mounts its root on (rmdir only)
     notes: list[str] = field(default_factory=list)
 
     def popen_kwargs(self) -> dict:
-        kw = dict(env=self.env, pass_fds=self.pass_fds, close_fds=True, start_new_session=True)
+        kw = dict(env=self.env, pass_fds=self.pass_fds, close_fds=True, start_new_session=True,
+                  cwd=self.cwd)
         if self.user is not None:
             kw.update(user=self.user, group=self.group, extra_groups=[])
         return kw
+
+    def cleanup(self) -> None:
+        """Remove the host directories made for this launch (after the worker is gone)."""
+        for path in self.scratch:
+            shutil.rmtree(path, ignore_errors=True)
+        if self.mountpoint:
+            try:
+                os.rmdir(self.mountpoint)  # never recursive: nothing mounted on it is ever deleted
+            except OSError:
+                pass
 
 
 # ------------------------------------------------------------------ helpers
@@ -339,25 +353,25 @@ def _unshare_argv(limits: Limits, req_fd: int, res_fd: int, slot: int, *, probe_
                HWG_LINKS=" ".join(links),
                HWG_HIDE=" ".join(_hidden_packages(dirs)),
                HWG_WDIR=wdir, HWG_TMP=f"{int(limits.tmp_mb)}m")
-    launch = Launch(a, env, (req_fd, res_fd), "unshare", kill_uid=uid if root else None)
-    launch.notes.append(f"mountpoint={mountpoint}")
-    launch.mountpoint = mountpoint  # type: ignore[attr-defined]
-    return launch
+    return Launch(a, env, (req_fd, res_fd), "unshare", kill_uid=uid if root else None,
+                  mountpoint=mountpoint)
 
 
 def _process_argv(limits: Limits, req_fd: int, res_fd: int, slot: int) -> Launch:
     wdir = worker_files_dir()
     env = dict(WORKER_ENV)
-    env["HOME"] = tempfile.gettempdir()
     if sys.platform == "win32":
         env["SYSTEMROOT"] = os.environ.get("SYSTEMROOT", r"C:\Windows")
+    workdir = tempfile.mkdtemp(prefix="hwgrader-work-")  # a fresh working directory, never the grader's
+    env["HOME"] = env["TMPDIR"] = workdir
     launch = Launch(_worker_cmd(sys.executable, wdir, req_fd, res_fd, limits), env,
-                    (req_fd, res_fd), "process")
+                    (req_fd, res_fd), "process", cwd=workdir, scratch=[workdir])
     if _is_root():
         if _world_reachable(sys.executable) and _world_reachable(os.path.join(wdir, "worker.py")) \
                 and all(_world_reachable(d) for d in _python_dirs()):
             launch.user = launch.group = worker_uid(slot)
             launch.kill_uid = worker_uid(slot)
+            os.chown(workdir, launch.user, launch.group)
         else:
             launch.notes.append("grader runs as root and the Python prefix is not world-readable: "
                                 "the worker runs as root, RLIMIT_NPROC is not enforced")
@@ -397,12 +411,7 @@ def _probe(isolation: str) -> bool:
         try:
             p = subprocess.run(launch.argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=20, **kw)
         finally:
-            mp = getattr(launch, "mountpoint", None)
-            if mp:
-                try:
-                    os.rmdir(mp)
-                except OSError:
-                    pass
+            launch.cleanup()
         return p.returncode == 0 and b"hwgrader-ok" in p.stdout
     except (OSError, subprocess.SubprocessError):
         return False

@@ -277,12 +277,8 @@ class _Worker:
         self._cleanup_launch()
 
     def _cleanup_launch(self) -> None:
-        mp = getattr(self.launch, "mountpoint", None) if hasattr(self, "launch") else None
-        if mp:
-            try:
-                os.rmdir(mp)
-            except OSError:
-                pass
+        if hasattr(self, "launch"):
+            self.launch.cleanup()
 
     def death(self) -> tuple[Optional[int], Optional[int]]:
         """(exit code, signal) once the process is gone (waits briefly)."""

@@ -425,3 +425,22 @@ def test_large_source_and_many_failing_cells():
         rep = s.load()
         assert rep.ok and len(rep.cell_failures) == 298
         assert s.call("f", [0.0], {}, ["x"], 1).outputs[0] == 400_000
+
+
+@pytest.mark.parametrize("iso", ISOLATIONS)
+def test_worker_starts_in_a_fresh_directory_that_disappears(iso, tmp_path, monkeypatch):
+    """Relative writes land in the worker's own scratch directory, never in the grader's cwd."""
+    monkeypatch.chdir(tmp_path)
+    src = "import os\ndef where(x):\n    open('big.bin', 'wb').write(b'x' * 1000)\n    return float(len(os.listdir('.')))\n"
+    with session(src, iso) as s:
+        s.load()
+        out = s.call("where", [np.zeros(1)], {}, ["x"], 1)
+        assert out.verdict == "ok", out.message
+        assert out.outputs[0] == 1.0  # an empty directory of its own, with just that file
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ci_has_the_full_sandbox():
+    if os.environ.get("HWGRADER_REQUIRE_BWRAP") != "1":
+        pytest.skip("only enforced where HWGRADER_REQUIRE_BWRAP=1 (CI)")
+    assert sandbox.detect_isolation() == "bwrap"
