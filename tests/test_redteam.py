@@ -98,7 +98,7 @@ EXPECT: dict[str, tuple[str, set, str]] = {
     "sentinel_tmp": (F, WRONG, "host-write"),
     "overwrite_reports": (F, WRONG, "host-write"),
     "write_grader_tree": (F, WRONG, "danger"),
-    "big_file": (F, WRONG | {"crash"}, "in-process"),
+    "big_file": (F, WRONG | {"crash"}, "danger"),  # under process the cwd is the grader's
     "daemon_sentinel": (F, WRONG, "host-write"),
     # network
     "tcp_exfiltrate": (F, WRONG, "net"),
