@@ -1,6 +1,6 @@
 """Grading speed against the floor every process-per-submission design pays.
 
-Run:  python benchmarks/bench_grading.py [--copies 16] [--repeats 3] [--isolation bwrap unshare process]
+Run:  python benchmarks/bench_grading.py [--copies 40] [--repeats 3] [--isolation bwrap unshare process]
 
 Prints, in one run and side by side:
   * the floor: a bare ``python -c "import numpy, cvxopt"`` (median of several runs);
@@ -48,7 +48,7 @@ def grade(folder: Path, out: Path, jobs: int, isolation: str) -> tuple[float, fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--copies", type=int, default=16)
+    parser.add_argument("--copies", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--isolation", nargs="+", default=["bwrap", "unshare", "process"])
     args = parser.parse_args()
