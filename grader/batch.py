@@ -21,7 +21,7 @@ from grader.engine import grade_submission
 from grader.gradescope import write_results_json
 from grader.plan import Plan
 from grader.report import write_student_report
-from grader.results import SubmissionResult
+from grader.results import SubmissionResult, fmt_points
 
 
 class Progress:
@@ -51,7 +51,7 @@ class Progress:
                 self.stream.write("\n")
         else:
             self.stream.write(f"[{self.done}/{self.total}] {result.student}: "
-                              f"{result.score:g}/{result.max_score:g}{flag}\n")
+                              f"{fmt_points(result.score)}/{fmt_points(result.max_score)}{flag}\n")
         self.stream.flush()
 
 

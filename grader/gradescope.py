@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from grader.results import CaseResult, SubmissionResult, WrittenResult
+from grader.results import CaseResult, SubmissionResult, WrittenResult, fmt_points
 
 #: Gradescope shows hidden cases only once the due date has passed; they reveal no inputs anyway.
 _VISIBILITY = {"public": "visible", "hidden": "after_due_date"}
@@ -35,10 +35,10 @@ def _case_test(case: CaseResult) -> dict:
 
 def _written_test(w: WrittenResult) -> dict:
     if w.graded:
-        output = f"Graded by a person: {w.score:g} / {w.max_score:g}."
+        output = f"Graded by a person: {fmt_points(w.score)} / {fmt_points(w.max_score)}."
     elif w.answer:
         output = (f"Not graded yet: a person grades this written answer "
-                  f"(0 / {w.max_score:g} until then).\n\nYour answer:\n{w.answer}")
+                  f"(0 / {fmt_points(w.max_score)} until then).\n\nYour answer:\n{w.answer}")
     else:
         output = (f"No answer found: define {w.question.upper()}'s answer as a module-level string "
                   f"or a '**Answer {w.question.upper()}**' markdown cell. Scored 0 until a person grades it.")
@@ -49,7 +49,7 @@ def _written_test(w: WrittenResult) -> dict:
 
 def summary_text(result: SubmissionResult) -> str:
     """The top-level ``output``: what a student should read first."""
-    lines = [f"{result.student}: {result.score:g} / {result.max_score:g} points "
+    lines = [f"{result.student}: {fmt_points(result.score)} / {fmt_points(result.max_score)} points "
              f"(written answers count once a person grades them)."]
     if result.load_error:
         lines.append(f"Your submission could not be loaded: {result.load_error}")
@@ -59,7 +59,7 @@ def summary_text(result: SubmissionResult) -> str:
     lines.extend(result.incidents)
     for q in result.questions:
         failed = [c for c in q.cases if c.status == "failed"]
-        lines.append(f"{q.id.upper()} {q.title}: {q.score:g} / {q.max_score:g}"
+        lines.append(f"{q.id.upper()} {q.title}: {fmt_points(q.score)} / {fmt_points(q.max_score)}"
                      + (f" ({len(failed)} test{'s' if len(failed) != 1 else ''} failed)" if failed else ""))
     return "\n".join(lines)
 
@@ -90,6 +90,8 @@ def write_grades_csv(results: Iterable[SubmissionResult], path: Path, question_i
         writer.writerow(["student", *question_ids, "total"])
         for r in sorted(results, key=lambda r: r.student):
             scores = {q.id: q.score for q in r.questions}
-            writer.writerow([r.student, *(f"{scores.get(q, 0):g}" for q in question_ids), f"{r.score:g}"])
+            # 4 decimals: enough that the columns add up to the total for an upload
+            writer.writerow([r.student, *(fmt_points(scores.get(q, 0), 4) for q in question_ids),
+                             fmt_points(r.score, 4)])
     return path
 

@@ -43,6 +43,14 @@ VERDICT_WORDS: dict[str, str] = {
     "skipped": "not run",
 }
 
+def fmt_points(x: float, digits: int = 2) -> str:
+    """How every writer shows points: ``20.0`` -> ``"20"``, ``13.5`` -> ``"13.5"``, ``2/3`` -> ``"0.67"``."""
+    x = round(float(x), digits)
+    if x == int(x):
+        return str(int(x))
+    return f"{x:.{digits}f}".rstrip("0").rstrip(".")
+
+
 #: Verdicts that mean the run itself broke, listed apart in the class overview.
 RUN_FAILURES = frozenset({"timeout", "memory", "crash"})
 

@@ -21,18 +21,14 @@ from grader.results import (
     CaseResult,
     OutputCheck,
     SubmissionResult,
+    fmt_points,
 )
 
 # --------------------------------------------------------------------------
 # formatting helpers (numbers -> short text)
 
 
-def fmt_score(x: float) -> str:
-    """``20.0`` -> ``"20"``, ``13.5`` -> ``"13.5"``, ``2/3`` -> ``"0.67"``."""
-    x = round(float(x), 2)
-    if x == int(x):
-        return str(int(x))
-    return f"{x:.2f}".rstrip("0").rstrip(".")
+fmt_score = fmt_points  # one definition of how points look, shared with the text writers
 
 
 def fmt_value(x: Any, digits: int = 4) -> str:

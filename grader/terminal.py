@@ -5,18 +5,24 @@ from __future__ import annotations
 import re
 import shutil
 import textwrap
+import unicodedata
 from typing import Optional, TextIO
 
 import numpy as np
 
 from grader.plan import Plan
-from grader.results import VERDICT_WORDS, SubmissionResult
+from grader.results import VERDICT_WORDS, SubmissionResult, fmt_points
+
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: East Asian wide characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def _table(rows: list[list[str]], out: TextIO) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    widths = [max(_width(r[i]) for r in rows) for i in range(len(rows[0]))]
     for n, row in enumerate(rows):
-        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
+        out.write("  ".join(cell + " " * (w - _width(cell)) for cell, w in zip(row, widths)).rstrip() + "\n")
         if n == 0:
             out.write("  ".join("-" * w for w in widths) + "\n")
 
@@ -29,11 +35,16 @@ def print_class_table(results: list[SubmissionResult], plan: Plan, out: TextIO) 
         notes = []
         if r.load_error:
             notes.append("could not be loaded")
+        elif r.cell_failures:
+            first = r.cell_failures[0]
+            notes.append(f"{'cell ' + str(first.cell) if first.cell else 'module'} raised "
+                         f"{first.summary.split(':', 1)[0]}")
         failures = r.run_failures
         if failures:
             kinds = sorted({VERDICT_WORDS[c.verdict] for c in failures})
             notes.append(f"{len(failures)} case(s): {', '.join(kinds)}")
-        rows.append([r.student, *(f"{scores.get(i, 0):g}" for i in ids), f"{r.score:g}", "; ".join(notes)])
+        rows.append([r.student, *(fmt_points(scores.get(i, 0)) for i in ids), fmt_points(r.score),
+                     "; ".join(notes)])
     _table(rows, out)
 
 
@@ -54,7 +65,7 @@ def print_check_table(result: SubmissionResult, out: TextIO) -> bool:
     for case in result.cases:
         mark = "PASS" if case.status == "passed" else "FAIL"
         rows.append([case.number, case.function, case.case, f"{mark} {VERDICT_WORDS[case.verdict]}"
-                     if mark == "FAIL" else mark, f"{case.score:g}/{case.max_score:g}"])
+                     if mark == "FAIL" else mark, f"{fmt_points(case.score)}/{fmt_points(case.max_score)}"])
         if case.status == "failed":
             text = f"{case.number} {case.function} ({case.case}): {case.message}"
             where = _student_line(case.traceback)
