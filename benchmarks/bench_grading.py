@@ -29,7 +29,9 @@ EXAMPLE = ROOT / "submissions" / "correct_module.py"
 
 def timed(argv: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr.decode(errors='replace')}")
     return time.perf_counter() - start
 
 
@@ -53,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--isolation", nargs="+", default=["bwrap", "unshare", "process"])
+    parser.add_argument("--isolation", nargs="+", default=["bwrap-fork", "bwrap", "unshare", "process"])
     args = parser.parse_args()
 
     base = floor(max(5, args.repeats))

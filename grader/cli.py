@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -21,7 +22,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 #: The kit ships its public cases inside the package; a repository checkout has the rubric beside it.
 KIT_CASES = PACKAGE_DIR / "public-cases.json"
 DEFAULT_RUBRIC = PACKAGE_DIR.parent / "rubrics" / "homework.yaml"
-ISOLATIONS = ("auto", "bwrap", "unshare", "process")
+ISOLATIONS = ("auto", "bwrap-fork", "bwrap", "unshare", "process")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,7 +91,9 @@ def _full_plan(args):
 
 
 def _warn_isolation(isolation: str) -> None:
-    if isolation != "bwrap":
+    from grader.sandbox import FULL_ISOLATIONS
+
+    if isolation not in FULL_ISOLATIONS:
         print(f"hwgrader: WARNING: submissions ran under '{isolation}' isolation, weaker than the "
               f"bubblewrap sandbox (install bubblewrap for full isolation; see docs/threat-model.md)",
               file=sys.stderr)
@@ -101,7 +104,7 @@ def _grade(args) -> int:
     from grader.gradescope import write_grades_csv
     from grader.loading import find_submissions
     from grader.report import write_index
-    from grader.sandbox import detect_isolation
+    from grader.session import prepare_workers
     from grader.terminal import print_class_table
 
     if args.scheduler:
@@ -111,9 +114,13 @@ def _grade(args) -> int:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     if not args.submissions.is_dir():
         raise UsageError(f"submissions folder not found: {args.submissions}")
-    isolation = detect_isolation(_isolation(args))
     started = time.monotonic()
-    plan = _full_plan(args)
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # Probing the sandbox (and warming its fork servers) waits on processes; building the
+        # reference plan is Python work: overlap them.
+        sandbox_ready = background.submit(prepare_workers, _isolation(args), args.jobs)
+        plan = _full_plan(args)
+        isolation = sandbox_ready.result()
     paths = find_submissions(args.submissions)
     if not paths:
         print(f"hwgrader: no .py or .ipynb submissions in {args.submissions}", file=sys.stderr)

@@ -22,6 +22,8 @@ from typing import Optional, Sequence
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from grader.sandbox import FULL_ISOLATIONS
 from markupsafe import Markup
 
 from grader import __version__
@@ -256,7 +258,7 @@ def student_context(result: SubmissionResult, *, title: str = "Homework") -> dic
         output=result.output or "",
         output_truncated=result.output_truncated,
         isolation=result.isolation,
-        isolation_ok=result.isolation == "bwrap",
+        isolation_ok=result.isolation in FULL_ISOLATIONS,
         seconds=f"{result.seconds:.1f}",
         pending_written=[q.written for q in result.questions if q.written is not None and not q.written.graded],
         index_href="../index.html",
@@ -364,7 +366,7 @@ def index_context(results: Sequence[SubmissionResult], *, title: str = "Homework
         problems=S.run_problems(results),
         hrefs={r.student: report_href(r.student) for r in results},
         pending_written=pending,
-        weak_isolation=sorted({r.isolation for r in results if r.isolation != "bwrap"}),
+        weak_isolation=sorted({r.isolation for r in results if r.isolation not in FULL_ISOLATIONS}),
     )
 
 

@@ -56,7 +56,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-ISOLATIONS = ("bwrap", "unshare", "process")
+ISOLATIONS = ("bwrap-fork", "bwrap", "unshare", "process")
+#: Levels that hide everything the threat model says must be hidden (docs/threat-model.md).
+FULL_ISOLATIONS = frozenset({"bwrap-fork", "bwrap"})
 WORKER_DIR_IN_SANDBOX = "/hwgrader"
 BASE_UID = 200_000
 
@@ -204,7 +206,7 @@ def worker_files_dir() -> str:
     src = Path(__file__).resolve().parent
     d = tempfile.mkdtemp(prefix="hwgrader-worker-")
     os.chmod(d, 0o755)
-    for name in ("worker.py", "protocol.py"):
+    for name in ("worker.py", "protocol.py", "forkserver.py"):
         shutil.copyfile(src / name, os.path.join(d, name))
         os.chmod(os.path.join(d, name), 0o644)
     import atexit
@@ -255,7 +257,13 @@ def _ancestors(path: str) -> list[str]:
 
 # ------------------------------------------------------------------ launchers
 
-def _bwrap_argv(limits: Limits, req_fd: int, res_fd: int, slot: int, *, probe_cmd=None) -> Launch:
+#: What the fork server keeps inside bwrap to give each submission namespaces of its own and then
+#: drop to an unprivileged uid; the submissions themselves run with no capability at all.
+FORKSERVER_CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_KILL")
+
+
+def _bwrap_argv(limits: Limits, req_fd: int, res_fd: int, slot: int, *, probe_cmd=None,
+                forkserver_fd: Optional[int] = None) -> Launch:
     root = _is_root()
     uid = worker_uid(slot)
     dirs = _python_dirs()
@@ -264,8 +272,9 @@ def _bwrap_argv(limits: Limits, req_fd: int, res_fd: int, slot: int, *, probe_cm
         # run bwrap privileged (it must reach a prefix under /root, mode 0700), no user namespace;
         # setpriv drops to an unprivileged uid with no capabilities before Python starts
         a += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup-try",
-              "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-              "--cap-add", "CAP_SETPCAP"]
+              "--cap-drop", "ALL"]
+        for cap in (FORKSERVER_CAPS if forkserver_fd is not None else ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")):
+            a += ["--cap-add", cap]
     else:
         a += ["--unshare-all", "--cap-drop", "ALL"]
     for k, v in WORKER_ENV.items():
@@ -293,6 +302,10 @@ def _bwrap_argv(limits: Limits, req_fd: int, res_fd: int, slot: int, *, probe_cm
     a += ["--proc", "/proc", "--dev", "/dev",
           "--perms", "1777", "--size", str(int(limits.tmp_mb) << 20), "--tmpfs", "/tmp",
           "--chdir", "/tmp", "--"]
+    if forkserver_fd is not None:
+        a += [sys.executable, "-I", "-S", os.path.join(WORKER_DIR_IN_SANDBOX, "forkserver.py"),
+              str(forkserver_fd), "--path", _site_paths()]
+        return Launch(a, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, (forkserver_fd,), "bwrap-fork")
     if root:
         a += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
               "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
@@ -300,6 +313,11 @@ def _bwrap_argv(limits: Limits, req_fd: int, res_fd: int, slot: int, *, probe_cm
     a += probe_cmd if probe_cmd else _worker_cmd(python, WORKER_DIR_IN_SANDBOX, req_fd, res_fd, limits)
     return Launch(a, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, (req_fd, res_fd), "bwrap",
                   kill_uid=uid if root else None)
+
+
+def build_forkserver_launch(ctrl_fd: int, slot: int = 0) -> Launch:
+    """bwrap running the fork server (``grader/forkserver.py``) on the control socket ``ctrl_fd``."""
+    return _bwrap_argv(Limits(), -1, -1, slot, forkserver_fd=ctrl_fd)
 
 
 _UNSHARE_SCRIPT = r"""
@@ -391,7 +409,42 @@ def build_launch(isolation: str, limits: Limits, req_fd: int, res_fd: int, slot:
 
 # ------------------------------------------------------------------ detection
 
+def _probe_forkserver() -> bool:
+    """A fork server starts and a forked worker reaches its ready frame (needs root and bwrap)."""
+    if not _is_root() or not _probe("bwrap"):
+        return False
+    from grader.forking import ForkedProcess  # imports this module: late on purpose
+
+    req_r, req_w = os.pipe()
+    res_r, res_w = os.pipe()
+    out_r, out_w = os.pipe()
+    proc = None
+    try:
+        proc = ForkedProcess(0, Limits(), (req_r, res_w, out_w))
+        os.close(req_r)
+        os.close(res_w)
+        os.close(out_w)
+        req_r = res_w = out_w = -1
+        import select
+
+        ready, _, _ = select.select([res_r], [], [], 20)
+        return bool(ready) and b"ready" in os.read(res_r, 4096)
+    except Exception:  # noqa: BLE001 -- any failure means: not available here
+        return False
+    finally:
+        if proc is not None:
+            proc.kill()
+        for fd in (req_r, req_w, res_r, res_w, out_r, out_w):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+
 def _probe(isolation: str) -> bool:
+    if isolation == "bwrap-fork":
+        return _probe_forkserver()
     limits = Limits()
     probe_cmd = [sys.executable, "-I", "-S", "-c", "print('hwgrader-ok')"]
     try:

@@ -31,6 +31,7 @@ from grader import protocol
 from grader.errors import SandboxError
 from grader.protocol import ProtocolError
 from grader.results import CellFailure
+from grader.forking import ForkedProcess, server_for
 from grader.sandbox import Launch, Limits, build_launch, detect_isolation
 
 __all__ = ["LoadReport", "CallOutcome", "WorkerSession", "Limits"]
@@ -157,11 +158,16 @@ class _Worker:
         res_r, res_w = os.pipe()
         out_r, out_w = os.pipe()
         req_r, res_w = _high_fd(req_r), _high_fd(res_w)
-        self.launch: Launch = build_launch(isolation, limits, req_r, res_w, slot)
+        self.forked = isolation == "bwrap-fork"
         try:
-            self.proc = subprocess.Popen(self.launch.argv, stdin=subprocess.DEVNULL, stdout=out_w,
-                                         stderr=out_w, **self.launch.popen_kwargs())
-        except (OSError, subprocess.SubprocessError) as exc:
+            if self.forked:  # a warm fork server makes the process: see grader.forking
+                self.launch = Launch([], {}, (), isolation)
+                self.proc = ForkedProcess(slot, limits, (req_r, res_w, out_w))
+            else:
+                self.launch = build_launch(isolation, limits, req_r, res_w, slot)
+                self.proc = subprocess.Popen(self.launch.argv, stdin=subprocess.DEVNULL, stdout=out_w,
+                                             stderr=out_w, **self.launch.popen_kwargs())
+        except (OSError, subprocess.SubprocessError, SandboxError) as exc:
             for fd in (req_r, req_w, res_r, res_w, out_r, out_w):
                 os.close(fd)
             self._cleanup_launch()
@@ -233,6 +239,12 @@ class _Worker:
             return
         self.dead = True
         self.killed_by_us = self.proc.poll() is None
+        if self.forked:
+            # Its pid lives in the fork server's namespace: only the server can kill it (the
+            # whole submission namespace dies with its pid-1 process).
+            self.proc.kill()
+            self._close_channel()
+            return
         if self.killed_by_us and self.launch.isolation in ("bwrap", "unshare"):
             # Kill the sandbox's init (our child's child) first: the whole pid namespace dies
             # with it and bwrap/unshare reap it and exit. Killing the outer process first would
@@ -268,6 +280,9 @@ class _Worker:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        self._close_channel()
+
+    def _close_channel(self) -> None:
         for fd in (self.req_w, self.res_r):
             try:
                 os.close(fd)
@@ -291,6 +306,22 @@ class _Worker:
         if rc > 128 and self.launch.isolation in ("bwrap", "unshare"):
             return None, rc - 128  # bwrap / sh report a child's death by signal as 128 + n
         return rc, None
+
+
+def prepare_workers(isolation: Optional[str], slots: int) -> str:
+    """Choose the isolation for a batch and get it ready for ``slots`` concurrent workers.
+
+    Returns the isolation that will be used. For ``bwrap-fork`` the slots' fork servers are
+    started now, side by side, rather than one by one in front of each slot's first submission.
+    """
+    chosen = detect_isolation(isolation)
+    if chosen == "bwrap-fork" and slots > 1:
+        threads = [threading.Thread(target=server_for, args=(slot,), daemon=True) for slot in range(slots)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return chosen
 
 
 class WorkerSession:

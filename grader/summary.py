@@ -11,7 +11,7 @@ import math
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -329,8 +329,9 @@ def run_problems(results: Sequence[SubmissionResult]) -> list[RunProblem]:
 # arrays -> grids
 
 
-@dataclass(frozen=True)
-class Cell:
+class Cell(NamedTuple):
+    """One displayed array element (a tuple: reports build thousands of them)."""
+
     text: str
     wrong: bool = False
     title: str = ""      # full precision, shown as a tooltip
@@ -402,18 +403,20 @@ def array_grid(
             p2 = _as_2d(p)
     nr, nc = a2.shape
     sr, sc = min(nr, max_rows), min(nc, max_cols)
+    values = a2[:sr, :sc].tolist()  # Python numbers: formatting numpy scalars one by one is slow
+    marks = m2[:sr, :sc].tolist() if m2 is not None else None
     rows = []
     wrong_shown = 0
     for i in range(sr):
         row = []
         for j in range(sc):
-            v = a2[i, j]
-            wrong = bool(m2[i, j]) if m2 is not None else False
+            v = values[i][j]
+            wrong = marks[i][j] if marks is not None else False
             text = fmt_value(v)
             if wrong and p2 is not None:
                 text = _distinct_text(v, p2[i, j])
             wrong_shown += wrong
-            row.append(Cell(text=text, wrong=wrong, title=fmt_value(v, 17)))
+            row.append(Cell(text, wrong, fmt_value(v, 17)))
         rows.append(tuple(row))
     return Grid(
         rows=tuple(rows), shape=shape, label=label,

@@ -86,7 +86,9 @@ EXPECT: dict[str, tuple[str, set, str]] = {
     "reseed_rng": (F, WRONG, "in-process"),
     # inputs
     "mutate_inputs": ("baum_welch", {"mutated"}, "in-process"),
-    "mutate_and_hide": ("baum_welch", {"passed"}, "advisory"),
+    # Under bwrap-fork the worker is not __main__, so this particular patch misses and the
+    # mutation is caught ("mutated", 0); elsewhere it hides it and scores what honest code scores.
+    "mutate_and_hide": ("baum_welch", {"passed", "mutated"}, "advisory"),
     # exits and fake output
     "sys_exit_import": (F, WRONG, "in-process"),
     "os_exit_import": (F, {"skipped"}, "in-process"),
@@ -274,7 +276,7 @@ def test_redteam_batch(iso, plan, tmp_path):
         cases, score, got = _case_summary(r, function)
         others = sum(c.score for q in r.questions for c in q.cases if c.function != function)
         table.append(f"{name:26s} {'/'.join(sorted(got)):22s} {score:g}")
-        want_score = honest_bw if cat == "advisory" else 0.0
+        want_score = honest_bw if cat == "advisory" and got == {"passed"} else 0.0
         breach_ok = iso == "process" and cat in ("host-read", "host-write", "net")
         if abs(score - want_score) > 1e-9 or others:
             (expected_breaches if breach_ok else problems).append(
