@@ -136,8 +136,9 @@ def _init_main(uid, tmp_mb, fds, rlimits):
             _run_worker(fds, rlimits)
         finally:
             os._exit(70)
-    for fd in fds:
-        os.close(fd)
+    null = os.open("/dev/null", os.O_RDWR)
+    for std in (0, 1, 2):  # nothing of the server's stays open in here
+        os.dup2(null, std)
     os.closerange(3, 1 << 16)
     while True:  # reap orphans; leave with the worker's status
         try:
