@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 from grader.errors import SandboxError
-from grader.sandbox import BASE_UID, Limits, build_forkserver_launch
+from grader.sandbox import BASE_UID, Limits, build_forkserver_launch, rlimit_spec
 
 _MAX_REPLY = 1 << 16
 #: Worker uids for forked workers: the upper half of this grader's block (``sandbox.worker_uid``
@@ -147,11 +147,6 @@ def _close_all() -> None:
         _servers.clear()
 
 
-def _rlimits(limits: Limits) -> str:
-    return ",".join(str(int(x)) for x in (limits.memory_mb, limits.cpu_seconds, limits.processes,
-                                             limits.file_size_mb, limits.open_files))
-
-
 class ForkedProcess:
     """A worker forked by a fork server, with the slice of ``Popen``'s interface the session needs.
 
@@ -164,7 +159,7 @@ class ForkedProcess:
         self.server = server_for(slot)
         self.uid = _uids.take()
         try:
-            reply = self.server.request({"op": "spawn", "uid": self.uid, "rlimits": _rlimits(limits),
+            reply = self.server.request({"op": "spawn", "uid": self.uid, "rlimits": rlimit_spec(limits),
                                          "tmp_mb": int(limits.tmp_mb)}, fds)
         except SandboxError:
             _uids.give(self.uid)

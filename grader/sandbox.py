@@ -214,7 +214,8 @@ def worker_files_dir() -> str:
     return d
 
 
-def _rlimit_arg(limits: Limits) -> str:
+def rlimit_spec(limits: Limits) -> str:
+    """The worker's ``--rlimits`` argument: AS_MB,CPU_S,NPROC,FSIZE_MB,NOFILE."""
     return ",".join(str(int(x)) for x in (limits.memory_mb, limits.cpu_seconds, limits.processes,
                                              limits.file_size_mb, limits.open_files))
 
@@ -236,7 +237,7 @@ def _site_paths() -> str:
 
 def _worker_cmd(python: str, wdir: str, req_fd: int, res_fd: int, limits: Limits) -> list[str]:
     return [python, "-I", "-S", os.path.join(wdir, "worker.py"), str(req_fd), str(res_fd),
-            "--rlimits", _rlimit_arg(limits), "--path", _site_paths()]
+            "--rlimits", rlimit_spec(limits), "--path", _site_paths()]
 
 
 def _top_level_entries() -> list[tuple[str, str]]:

@@ -59,7 +59,6 @@ if __name__ == "__main__":
         _apply_rlimits(_RL)
     sys.path.extend(p for p in _PATHS if p not in sys.path)
 
-import json  # noqa: E402
 import linecache  # noqa: E402
 import traceback  # noqa: E402
 import types  # noqa: E402

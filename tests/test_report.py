@@ -19,7 +19,6 @@ from grader.results import (
     OutputCheck,
     QuestionResult,
     SubmissionResult,
-    WrittenResult,
 )
 
 TEMPLATES = Path(report.__file__).parent / "templates"
