@@ -49,8 +49,9 @@ def grade_submission(path: Path, plan: Plan, *, isolation: Optional[str] = None,
             else:
                 runner = _CaseRunner(session, set(report.functions), result.cell_failures)
                 _fill(result, plan, submission, answers=report.answers, run=runner.run)
-            result.output, result.output_truncated = session.output()
-            result.incidents = list(session.incidents)
+        # After the session closed: its output pipe has been read to the end.
+        result.output, result.output_truncated = session.output()
+        result.incidents = list(session.incidents)
     result.seconds = round(time.monotonic() - started, 3)
     return result
 

@@ -132,8 +132,8 @@ def _plan_case(rubric: Rubric, refs: ReferenceSet, qid: str, part: Part, case: C
     for name, source in part.bind.items():
         if source in instance:
             instance[name] = instance[source]
-    args = tuple(_convert(rubric, f"{key}.{n}", n, t, instance, required=True) for n, t in part.args.items())
-    kwargs = {n: _convert(rubric, f"{key}.{n}", n, t, instance, required=False)
+    args = tuple(_convert(rubric, f"{key}.{n}", n, t, instance) for n, t in part.args.items())
+    kwargs = {n: _convert(rubric, f"{key}.{n}", n, t, instance)
               for n, t in part.kwargs.items() if n in instance}
     expected = _outputs_of(refs.function(part.function), args, kwargs, part)
     if expected is None or isinstance(expected, str):
@@ -168,7 +168,7 @@ def _instance(rubric: Rubric, refs: ReferenceSet, case: Case, key: str) -> dict[
     return instance
 
 
-def _convert(rubric: Rubric, key: str, name: str, kind: str, instance: dict, *, required: bool) -> Value:
+def _convert(rubric: Rubric, key: str, name: str, kind: str, instance: dict) -> Value:
     if name not in instance:
         raise RubricError(rubric.path, key, "no value for this argument (not in values, "
                                             "and the generator does not produce it)")

@@ -393,9 +393,10 @@ class WorkerSession:
             self._spent += time.monotonic() - t0
 
     def output(self) -> tuple[str, bool]:
-        """Captured stdout+stderr (first ``output_bytes``), and whether more was discarded."""
-        if self._worker is not None and not self._worker.dead:
-            pass  # live worker: whatever has been drained so far
+        """Captured stdout+stderr (first ``output_bytes``), and whether more was discarded.
+
+        Complete once the session is closed; while a worker runs, whatever has been drained so far.
+        """
         with self._output.lock:
             data, dropped = bytes(self._output.buf), self._output.dropped
         return data.decode("utf-8", errors="replace"), dropped > 0
