@@ -84,14 +84,14 @@ def _isolation(args) -> Optional[str]:
 
 
 def _full_plan(args):
-    from grader.plan import build_plan
-    from grader.rubric import load_rubric
+    from grader.assignment.plan import build_plan
+    from grader.assignment.rubric import load_rubric
 
     return build_plan(load_rubric(_rubric_path(args)))
 
 
 def _warn_isolation(isolation: str) -> None:
-    from grader.sandbox import FULL_ISOLATIONS
+    from grader.sandbox.launch import FULL_ISOLATIONS
 
     if isolation not in FULL_ISOLATIONS:
         print(f"hwgrader: WARNING: submissions ran under '{isolation}' isolation, weaker than the "
@@ -100,12 +100,11 @@ def _warn_isolation(isolation: str) -> None:
 
 
 def _grade(args) -> int:
-    from grader.batch import grade_all
-    from grader.gradescope import write_grades_csv
-    from grader.loading import find_submissions
-    from grader.report import write_index
-    from grader.session import prepare_workers
-    from grader.terminal import print_class_table
+    from grader.assignment.submission import find_submissions
+    from grader.grading.batch import grade_all
+    from grader.outputs.writers import WriterChain, default_writers
+    from grader.sandbox.session import prepare_workers
+    from grader.outputs.terminal import print_class_table
 
     if args.scheduler:
         raise UsageError("--scheduler: distributed grading is not available in this version; "
@@ -125,9 +124,10 @@ def _grade(args) -> int:
     if not paths:
         print(f"hwgrader: no .py or .ipynb submissions in {args.submissions}", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
-    results, internal_errors = grade_all(paths, plan, args.out, jobs=args.jobs, isolation=isolation)
-    write_grades_csv(results, args.out / "grades.csv", [q.id for q in plan.questions])
-    write_index(results, args.out, title=plan.title)
+    writers = WriterChain(default_writers(args.out, plan))
+    results, internal_errors = grade_all(paths, plan, jobs=args.jobs, isolation=isolation,
+                                         on_result=writers.submission)
+    writers.finish(results)
     print_class_table(results, plan, sys.stdout)
     print(f"\nGraded {len(results)} submission(s) in {time.monotonic() - started:.1f} s "
           f"(--jobs {args.jobs}, isolation: {isolation}). Reports: {args.out / 'index.html'}, "
@@ -141,12 +141,12 @@ def _grade(args) -> int:
 
 
 def _check(args) -> int:
-    from grader.engine import grade_submission
-    from grader.plan import build_plan, load_plan_json
-    from grader.report import write_student_report
-    from grader.rubric import load_rubric
-    from grader.sandbox import detect_isolation
-    from grader.terminal import print_check_table
+    from grader.grading.engine import grade_submission
+    from grader.assignment.plan import build_plan, load_plan_json
+    from grader.outputs.report import write_student_report
+    from grader.assignment.rubric import load_rubric
+    from grader.sandbox.launch import detect_isolation
+    from grader.outputs.terminal import print_check_table
 
     if not args.file.is_file():
         raise UsageError(f"submission not found: {args.file}")
@@ -166,14 +166,14 @@ def _check(args) -> int:
 
 
 def _reference(args) -> int:
-    from grader.terminal import print_lecture_answers
+    from grader.outputs.terminal import print_lecture_answers
 
     print_lecture_answers(_full_plan(args), sys.stdout)
     return 0
 
 
 def _kit(args) -> int:
-    from grader.kit import export_kit
+    from grader.outputs.kit import export_kit
 
     out = export_kit(_full_plan(args), args.out, repo_root=PACKAGE_DIR.parent)
     print(f"Student kit written to {out}: install with `pip install {out}`, "

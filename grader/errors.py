@@ -57,4 +57,4 @@ class SandboxError(HwgraderError):
     exit_code = 3
 
 
-from grader.protocol import ProtocolError  # noqa: E402,F401  (one class, shared with the sandboxed worker)
+from grader.sandbox.inside.protocol import ProtocolError  # noqa: E402,F401  (one class, shared with the sandboxed worker)

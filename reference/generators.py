@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader.registry import generator
+from grader.assignment.registry import generator
 
 from .q4_hmm import _expectations, _m_step
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader.registry import mistake
+from grader.assignment.registry import mistake
 
 
 def _normalize(x, eps, ddof=0):

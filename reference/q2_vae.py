@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader.registry import mistake
+from grader.assignment.registry import mistake
 
 
 def _f(a):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from cvxopt import matrix, solvers
 
-from grader.registry import mistake
+from grader.assignment.registry import mistake
 
 _SV_RTOL = 1e-4  # support vector: alpha > _SV_RTOL * max(alpha)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader.registry import mistake
+from grader.assignment.registry import mistake
 
 _TINY = np.finfo(float).tiny
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from grader.registry import mistake
+from grader.assignment.registry import mistake
 
 
 def _f(a):

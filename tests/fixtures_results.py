@@ -18,7 +18,7 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:  # the package may not be installed when tests run from a checkout
     sys.path.insert(0, _ROOT)
 
-from grader.results import (  # noqa: E402
+from grader.grading.results import (  # noqa: E402
     VERDICT_WORDS,
     CaseResult,
     CellFailure,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import fixtures_results as fx  # noqa: I001  (puts the repo root on sys.path)
-from grader import report
+from grader.outputs import report
 
 pytestmark = pytest.mark.browser
 

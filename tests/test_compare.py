@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grader.compare import compare_outputs, outputs_match
+from grader.grading.compare import compare_outputs, outputs_match
 
 
 def compare(got, expected, rtol=1e-6, atol=1e-9, names=("out",)):

@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 
 import submission_factory as factory
-from grader.engine import grade_submission
-from grader.loading import find_submissions
-from grader.plan import build_plan
-from grader.rubric import load_rubric
+from grader.grading.engine import grade_submission
+from grader.assignment.submission import find_submissions
+from grader.assignment.plan import build_plan
+from grader.assignment.rubric import load_rubric
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBMISSIONS = ROOT / "submissions"

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.plan import build_plan, load_plan_json
-from grader.rubric import load_rubric
+from grader.assignment.plan import build_plan, load_plan_json
+from grader.assignment.rubric import load_rubric
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import nbformat
 
-from grader.loading import find_submissions, neutralise_magics, read_submission
+from grader.assignment.submission import find_submissions, neutralise_magics, read_submission
 
 
 def test_magics_and_shell_escapes_become_pass_keeping_lines():

@@ -2,7 +2,7 @@
 
 Each attack returns the right answer only if its trick worked (reading the reference, lying to
 the comparison, ...), so a breach shows up as points. All attacks and two honest controls are
-graded in ONE batch (``grader.batch.grade_all``, jobs=2) per isolation level, then we check:
+graded in ONE batch (``grader.grading.batch.grade_all``, jobs=2) per isolation level, then we check:
 
 * the attacked cases score 0 (or exactly what honest code scores, for the one advisory check),
 * the verdict is the expected one,
@@ -33,11 +33,12 @@ from pathlib import Path
 
 import pytest
 
-from grader import sandbox
-from grader.batch import grade_all
-from grader.engine import grade_submission
-from grader.plan import build_plan
-from grader.rubric import load_rubric
+from grader.sandbox import launch as sandbox
+from grader.grading.batch import grade_all
+from grader.outputs.writers import WriterChain, default_writers
+from grader.grading.engine import grade_submission
+from grader.assignment.plan import build_plan
+from grader.assignment.rubric import load_rubric
 
 pytestmark = pytest.mark.redteam
 
@@ -229,7 +230,10 @@ def test_redteam_batch(iso, plan, tmp_path):
     alone = {name: grade_submission(src_dir / f"{name}.py", plan, isolation=iso) for name in CONTROLS}
     t0 = time.monotonic()
     try:
-        results, internal = grade_all(paths, plan, out_dir, jobs=2, isolation=iso, progress=None)
+        writers = WriterChain(default_writers(out_dir, plan))
+        results, internal = grade_all(paths, plan, jobs=2, isolation=iso, progress=None,
+                                      on_result=writers.submission)
+        writers.finish(results)
         batch_seconds = time.monotonic() - t0
         time.sleep(2.0)  # daemon_sentinel writes after 1.5 s
         connections = []

@@ -4,7 +4,7 @@ Independent means code nobody here wrote (hmmlearn, scikit-learn, scipy) or a di
 route to the same number (finite differences, brute-force path sums, per-dimension
 closed forms). Also: references never modify their inputs, every registered mistake is
 diagnosable (differs from its reference on some generator instance), and the package
-loads through ``grader.registry.ReferenceSet``.
+loads through ``grader.assignment.registry.ReferenceSet``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from grader.registry import ReferenceSet  # noqa: E402
+from grader.assignment.registry import ReferenceSet  # noqa: E402
 from reference import generators as gen  # noqa: E402
 from reference import q1_batchnorm, q2_vae, q3_svm, q4_hmm, q5_subpixel  # noqa: E402
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import fixtures_results as fx  # noqa: I001  (puts the repo root on sys.path)
-from grader import report, summary
-from grader.results import (
+from grader.outputs import report, summary
+from grader.grading.results import (
     CaseResult,
     Diagnosis,
     OutputCheck,
@@ -211,7 +211,7 @@ def test_run_problems_listed_apart(mini_batch):
 
 
 def test_code_raising_while_loading_is_a_run_problem():
-    from grader.results import CellFailure
+    from grader.grading.results import CellFailure
     r = _mini("f", 0, 0, verdicts=("missing", "missing"))
     assert summary.run_problem(r) is None
     r.cell_failures = [CellFailure(0, "SyntaxError: invalid syntax", "tb")]

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from grader.errors import RubricError
-from grader.plan import build_plan
-from grader.rubric import load_rubric
+from grader.assignment.plan import build_plan
+from grader.assignment.rubric import load_rubric
 
 ROOT = Path(__file__).resolve().parent.parent
 RUBRIC = ROOT / "rubrics" / "homework.yaml"

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader import protocol, sandbox
-from grader.session import WorkerSession
-from grader.sandbox import Limits
+from grader.sandbox import launch as sandbox
+from grader.sandbox.inside import protocol
+from grader.sandbox.session import WorkerSession
+from grader.sandbox.launch import Limits
 
 PROJECT = Path(__file__).resolve().parents[1]
 

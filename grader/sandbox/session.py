@@ -1,6 +1,6 @@
 """The parent's handle on one submission's sandboxed worker.
 
-``WorkerSession`` starts a worker (``grader.sandbox``), loads the student's
+``WorkerSession`` starts a worker (``grader.sandbox.launch``), loads the student's
 code units into it and runs one call per planned case with a wall-clock
 limit. Anything that goes wrong on the untrusted side - a hang, a crash, a
 memory bomb, garbage on the channel - is turned into a verdict for that one
@@ -27,12 +27,12 @@ from typing import Optional
 
 import numpy as np
 
-from grader import protocol
+from grader.sandbox.inside import protocol
 from grader.errors import SandboxError
-from grader.protocol import ProtocolError
-from grader.results import CellFailure
-from grader.forking import ForkedProcess, server_for
-from grader.sandbox import Launch, Limits, build_launch, detect_isolation
+from grader.sandbox.inside.protocol import ProtocolError
+from grader.grading.results import CellFailure
+from grader.sandbox.forkpool import ForkedProcess, server_for
+from grader.sandbox.launch import Launch, Limits, build_launch, detect_isolation
 
 __all__ = ["LoadReport", "CallOutcome", "WorkerSession", "Limits"]
 
@@ -160,7 +160,7 @@ class _Worker:
         req_r, res_w = _high_fd(req_r), _high_fd(res_w)
         self.forked = isolation == "bwrap-fork"
         try:
-            if self.forked:  # a warm fork server makes the process: see grader.forking
+            if self.forked:  # a warm fork server makes the process: see grader.sandbox.forkpool
                 self.launch = Launch([], {}, (), isolation)
                 self.proc = ForkedProcess(slot, limits, (req_r, res_w, out_w))
             else:

@@ -7,7 +7,7 @@ student names, messages) is escaped; nothing from the data is ever marked
 safe. The only script is the constant column sorter of the index, allowed by
 a Content-Security-Policy hash; the student report has no script at all.
 
-Templates only display what this module and :mod:`grader.summary` prepared.
+Templates only display what this module and :mod:`grader.outputs.summary` prepared.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from grader.sandbox import FULL_ISOLATIONS
+from grader.sandbox.launch import FULL_ISOLATIONS
 from markupsafe import Markup
 
 from grader import __version__
-from grader import summary as S
-from grader.results import (
+from grader.outputs import summary as S
+from grader.grading.results import (
     RUN_FAILURES,
     VERDICT_WORDS,
     CaseResult,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from grader.plan import Plan, save_plan_json
+from grader.assignment.plan import Plan, save_plan_json
 
 KIT_README = """\
 # {title}: self-check kit

@@ -15,7 +15,7 @@ from typing import Any, Iterable, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from grader.results import (
+from grader.grading.results import (
     RUN_FAILURES,
     VERDICT_WORDS,
     CaseResult,

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from grader.results import OutputCheck
+from grader.grading.results import OutputCheck
 
 #: Order in which a case's verdict is chosen when several outputs fail differently.
 _SEVERITY = ("shape", "nonfinite", "wrong")

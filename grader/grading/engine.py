@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from grader.compare import compare_outputs, outputs_match
-from grader.loading import Submission, read_submission
-from grader.plan import Plan, PlannedCase
-from grader.results import (VERDICT_WORDS, CaseResult, Diagnosis, QuestionResult, SubmissionResult,
+from grader.grading.compare import compare_outputs, outputs_match
+from grader.assignment.submission import Submission, read_submission
+from grader.assignment.plan import Plan, PlannedCase
+from grader.grading.results import (VERDICT_WORDS, CaseResult, Diagnosis, QuestionResult, SubmissionResult,
                             WrittenResult)
-from grader.session import CallOutcome, WorkerSession
+from grader.sandbox.session import CallOutcome, WorkerSession
 
 
 def grade_submission(path: Path, plan: Plan, *, isolation: Optional[str] = None,

@@ -1,8 +1,9 @@
 """Grading a folder: N workers at a time, a progress line, every student graded whatever happens.
 
 Each submission is graded in its own sandboxed worker by ``engine``; this
-module only schedules them, writes each student's files as soon as they are
-graded, and reports progress. A failure of hwgrader itself on one student is
+module only schedules them and hands each result, as soon as it is graded, to
+the caller's ``on_result`` (the writers in ``grader.outputs.writers``): grading
+yields results, it never writes files itself. A failure of hwgrader itself on one student is
 recorded on that student and reported; the batch goes on.
 """
 
@@ -17,11 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional, TextIO
 
-from grader.engine import grade_submission
-from grader.gradescope import write_results_json
-from grader.plan import Plan
-from grader.report import write_student_report
-from grader.results import SubmissionResult, fmt_points
+from grader.grading.engine import grade_submission
+from grader.assignment.plan import Plan
+from grader.grading.results import SubmissionResult, fmt_points
 
 
 class Progress:
@@ -55,7 +54,7 @@ class Progress:
         self.stream.flush()
 
 
-def grade_all(paths: list[Path], plan: Plan, out_dir: Path, *, jobs: int = 1,
+def grade_all(paths: list[Path], plan: Plan, *, jobs: int = 1,
               isolation: Optional[str] = None, progress: Optional[TextIO] = sys.stderr,
               on_result: Optional[Callable[[SubmissionResult], None]] = None) -> tuple[list[SubmissionResult], list[str]]:
     """Grade every path; returns the results (in input order) and hwgrader's own failures, if any."""
@@ -77,8 +76,6 @@ def grade_all(paths: list[Path], plan: Plan, out_dir: Path, *, jobs: int = 1,
             result.output = traceback.format_exc()[-4000:]
         finally:
             slots.put(slot)
-        write_results_json(result, out_dir / result.student / "results.json")
-        write_student_report(result, out_dir / result.student / "report.html", title=plan.title)
         if on_result:
             on_result(result)
         if bar:

@@ -20,9 +20,9 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from grader.errors import KitError, RubricError
-from grader.registry import ReferenceSet
-from grader.rubric import Case, Part, Rubric, Written
-from grader.sandbox import Limits
+from grader.assignment.registry import ReferenceSet
+from grader.assignment.rubric import Case, Part, Rubric, Written
+from grader.sandbox.launch import Limits
 
 Value = Union[np.ndarray, int, float]
 KIT_FORMAT = "hwgrader-public-cases/1"

@@ -203,7 +203,7 @@ def worker_files_dir() -> str:
     Copied once per grader process so the sandbox binds exactly these two files
     and never the project tree.
     """
-    src = Path(__file__).resolve().parent
+    src = Path(__file__).resolve().parent / "inside"
     d = tempfile.mkdtemp(prefix="hwgrader-worker-")
     os.chmod(d, 0o755)
     for name in ("worker.py", "protocol.py", "forkserver.py"):
@@ -414,7 +414,7 @@ def _probe_forkserver() -> bool:
     """A fork server starts and a forked worker reaches its ready frame (needs root and bwrap)."""
     if not _is_root() or not _probe("bwrap"):
         return False
-    from grader.forking import ForkedProcess  # imports this module: late on purpose
+    from grader.sandbox.forkpool import ForkedProcess  # imports this module: late on purpose
 
     req_r, req_w = os.pipe()
     res_r, res_w = os.pipe()

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 from grader.errors import SandboxError
-from grader.sandbox import BASE_UID, Limits, build_forkserver_launch, rlimit_spec
+from grader.sandbox.launch import BASE_UID, Limits, build_forkserver_launch, rlimit_spec
 
 _MAX_REPLY = 1 << 16
 #: Worker uids for forked workers: the upper half of this grader's block (``sandbox.worker_uid``

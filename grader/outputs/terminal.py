@@ -10,8 +10,8 @@ from typing import Optional, TextIO
 
 import numpy as np
 
-from grader.plan import Plan
-from grader.results import VERDICT_WORDS, SubmissionResult, fmt_points
+from grader.assignment.plan import Plan
+from grader.grading.results import VERDICT_WORDS, SubmissionResult, fmt_points
 
 
 def _width(text: str) -> int:

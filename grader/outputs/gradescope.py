@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from grader.results import CaseResult, SubmissionResult, WrittenResult, fmt_points
+from grader.grading.results import CaseResult, SubmissionResult, WrittenResult, fmt_points
 
 #: Gradescope shows hidden cases only once the due date has passed; they reveal no inputs anyway.
 _VISIBILITY = {"public": "visible", "hidden": "after_due_date"}
