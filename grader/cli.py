@@ -16,13 +16,18 @@ from typing import Optional, Sequence
 
 
 from grader import __version__
-from grader.errors import HwgraderError, UsageError
+from grader.errors import ExitCode, HwgraderError, UsageError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: The kit ships its public cases inside the package; a repository checkout has the rubric beside it.
 KIT_CASES = PACKAGE_DIR / "public-cases.json"
 DEFAULT_RUBRIC = PACKAGE_DIR.parent / "rubrics" / "homework.yaml"
-ISOLATIONS = ("auto", "bwrap-fork", "bwrap", "unshare", "process")
+#: --isolation values, strongest first (grader.sandbox.levels.Isolation; not imported here to
+#: keep `hwgrader --help` fast)
+ISOLATIONS = ("bwrap-fork", "bwrap", "unshare", "process")
+ISOLATION_HELP = ("a requirement: grade under this level or exit 2 saying why it cannot run here "
+                  "(default: the strongest sandboxed level that works; 'process' is unsandboxed and "
+                  "must be asked for)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,15 +43,16 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--rubric", type=Path, help=f"rubric file (default: {DEFAULT_RUBRIC})")
     grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default: 1)")
     grade.add_argument("--scheduler", metavar="ADDRESS", help="remote scheduler (not supported: use --jobs)")
-    grade.add_argument("--isolation", choices=ISOLATIONS, default="auto",
-                       help="sandbox to use (default: the strongest available)")
+    grade.add_argument("--isolation", choices=ISOLATIONS, default=None, help=ISOLATION_HELP)
 
     check = commands.add_parser("check", help="self-check one submission on the public tests")
     check.add_argument("file", type=Path, metavar="FILE")
     check.add_argument("--question", metavar="qN", help="check only this question (e.g. q3)")
     check.add_argument("--rubric", type=Path, help="rubric file (default: the kit's public cases)")
     check.add_argument("--report", type=Path, help="HTML report path (default: <student>-report.html)")
-    check.add_argument("--isolation", choices=ISOLATIONS, default="auto")
+    check.add_argument("--isolation", choices=ISOLATIONS, default=None,
+                       help="as for grade, but without it a machine with no sandbox runs the public tests "
+                            "unsandboxed (and says so)")
 
     reference = commands.add_parser("reference", help="print the reference answers to the lecture's instances")
     reference.add_argument("--rubric", type=Path)
@@ -66,10 +72,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("hwgrader: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()
-        return 0
+        return ExitCode.OK
 
 
 def _rubric_path(args) -> Path:
@@ -79,8 +85,17 @@ def _rubric_path(args) -> Path:
     return path
 
 
-def _isolation(args) -> Optional[str]:
-    return None if args.isolation == "auto" else args.isolation
+def _choose_isolation(args, *, allow_process: bool):
+    """Fail closed (``grader.sandbox.detect``), then say which level grades, before grading starts."""
+    from grader.sandbox.detect import choose
+
+    detection = choose(args.isolation, allow_process=allow_process)
+    print(f"hwgrader: {detection.describe()}", file=sys.stderr)
+    if not detection.level.sandboxed:
+        how = "as you asked (--isolation process)" if args.isolation else "because no sandbox works on this machine"
+        print(f"hwgrader: WARNING: student code runs UNSANDBOXED {how}: it can read and write "
+              "everything your user can (see docs/threat-model.md)", file=sys.stderr)
+    return detection.level
 
 
 def _full_plan(args):
@@ -90,10 +105,8 @@ def _full_plan(args):
     return build_plan(load_rubric(_rubric_path(args)))
 
 
-def _warn_isolation(isolation: str) -> None:
-    from grader.sandbox.launch import FULL_ISOLATIONS
-
-    if isolation not in FULL_ISOLATIONS:
+def _warn_isolation(isolation) -> None:
+    if not isolation.full:
         print(f"hwgrader: WARNING: submissions ran under '{isolation}' isolation, weaker than the "
               f"bubblewrap sandbox (install bubblewrap for full isolation; see docs/threat-model.md)",
               file=sys.stderr)
@@ -103,7 +116,7 @@ def _grade(args) -> int:
     from grader.assignment.submission import find_submissions
     from grader.grading.batch import grade_all
     from grader.outputs.writers import WriterChain, default_writers
-    from grader.sandbox.session import prepare_workers
+    from grader.sandbox.session import Sandbox
     from grader.outputs.terminal import print_class_table
 
     if args.scheduler:
@@ -114,20 +127,22 @@ def _grade(args) -> int:
     if not args.submissions.is_dir():
         raise UsageError(f"submissions folder not found: {args.submissions}")
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=1) as background:
-        # Probing the sandbox (and warming its fork servers) waits on processes; building the
-        # reference plan is Python work: overlap them.
-        sandbox_ready = background.submit(prepare_workers, _isolation(args), args.jobs)
-        plan = _full_plan(args)
-        isolation = sandbox_ready.result()
-    paths = find_submissions(args.submissions)
-    if not paths:
-        print(f"hwgrader: no .py or .ipynb submissions in {args.submissions}", file=sys.stderr)
-    args.out.mkdir(parents=True, exist_ok=True)
-    writers = WriterChain(default_writers(args.out, plan))
-    results, internal_errors = grade_all(paths, plan, jobs=args.jobs, isolation=isolation,
-                                         on_result=writers.submission)
-    writers.finish(results)
+    isolation = _choose_isolation(args, allow_process=False)
+    with Sandbox(isolation, slots=args.jobs) as sandbox:
+        with ThreadPoolExecutor(max_workers=1) as background:
+            # Warming the sandbox (fork servers) waits on processes; building the reference plan
+            # is Python work: overlap them.
+            warmed = background.submit(sandbox.warm)
+            plan = _full_plan(args)
+            warmed.result()
+        paths = find_submissions(args.submissions)
+        if not paths:
+            print(f"hwgrader: no .py or .ipynb submissions in {args.submissions}", file=sys.stderr)
+        args.out.mkdir(parents=True, exist_ok=True)
+        writers = WriterChain(default_writers(args.out, plan))
+        results, internal_errors = grade_all(paths, plan, jobs=args.jobs, sandbox=sandbox,
+                                             on_result=writers.submission)
+        writers.finish(results)
     print_class_table(results, plan, sys.stdout)
     print(f"\nGraded {len(results)} submission(s) in {time.monotonic() - started:.1f} s "
           f"(--jobs {args.jobs}, isolation: {isolation}). Reports: {args.out / 'index.html'}, "
@@ -136,8 +151,8 @@ def _grade(args) -> int:
     if internal_errors:
         for line in internal_errors:
             print(f"hwgrader: error: grading failed for {line}", file=sys.stderr)
-        return 3
-    return 0
+        return ExitCode.INTERNAL
+    return ExitCode.OK
 
 
 def _check(args) -> int:
@@ -145,7 +160,7 @@ def _check(args) -> int:
     from grader.assignment.plan import build_plan, load_plan_json
     from grader.outputs.report import write_student_report
     from grader.assignment.rubric import load_rubric
-    from grader.sandbox.launch import detect_isolation
+    from grader.sandbox.session import Sandbox
     from grader.outputs.terminal import print_check_table
 
     if not args.file.is_file():
@@ -156,20 +171,21 @@ def _check(args) -> int:
         plan = build_plan(load_rubric(_rubric_path(args)), public_only=True)
     if args.question:
         plan = plan.select(args.question)
-    isolation = detect_isolation(_isolation(args))
-    result = grade_submission(args.file, plan, isolation=isolation)
+    isolation = _choose_isolation(args, allow_process=True)
+    with Sandbox(isolation) as sandbox:
+        result = grade_submission(args.file, plan, sandbox=sandbox)
     report = args.report or Path(f"{result.student}-report.html")
     write_student_report(result, report, title=plan.title)
     passed = print_check_table(result, sys.stdout)
     print(f"\nReport: {report}")
-    return 0 if passed else 1
+    return ExitCode.OK if passed else ExitCode.TESTS_FAILED
 
 
 def _reference(args) -> int:
     from grader.outputs.terminal import print_lecture_answers
 
     print_lecture_answers(_full_plan(args), sys.stdout)
-    return 0
+    return ExitCode.OK
 
 
 def _kit(args) -> int:
@@ -178,7 +194,7 @@ def _kit(args) -> int:
     out = export_kit(_full_plan(args), args.out, repo_root=PACKAGE_DIR.parent)
     print(f"Student kit written to {out}: install with `pip install {out}`, "
           f"then run `hwgrader check YOUR_FILE`.")
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,11 +8,23 @@ failure in the results.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What every ``hwgrader`` command exits with (``shared/spec/interfaces.md``); defined here only."""
+
+    OK = 0                # done (grade: the batch was graded, whatever the scores)
+    TESTS_FAILED = 1      # check: some public test failed
+    USAGE = 2             # usage, rubric, input or environment problem (one line on stderr)
+    INTERNAL = 3          # hwgrader's own failure
+    INTERRUPTED = 130     # Ctrl-C
+
 
 class HwgraderError(Exception):
     """Base of every error shown to a user; ``exit_code`` is what the CLI returns."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -25,13 +37,13 @@ class HwgraderError(Exception):
 class UsageError(HwgraderError):
     """The command line asks for something that cannot be done (missing folder, bad flag)."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class RubricError(HwgraderError):
     """A rubric file is malformed; the message names the file, the key and the problem."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
     def __init__(self, path, key: str, problem: str):
         self.path, self.key, self.problem = str(path), key, problem
@@ -42,19 +54,23 @@ class RubricError(HwgraderError):
 class RegistrationError(HwgraderError):
     """A reference module registers a generator or mistake that does not fit (wrong name or signature)."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class KitError(HwgraderError):
     """A student kit (public cases file) is missing or unreadable."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class SandboxError(HwgraderError):
     """The grader could not start an isolated worker at all (not a student failure)."""
 
-    exit_code = 3
+    exit_code = ExitCode.INTERNAL
 
 
-from grader.sandbox.inside.protocol import ProtocolError  # noqa: E402,F401  (one class, shared with the sandboxed worker)
+class IsolationUnavailable(HwgraderError):
+    """The required (or any sandboxed) isolation level cannot run here; the message says why and
+    how to fix it. An environment problem, not hwgrader's failure."""
+
+    exit_code = ExitCode.USAGE

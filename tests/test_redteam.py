@@ -16,7 +16,7 @@ those breaches are expected and reported with ``pytest.xfail`` once every other 
 Attacks that would hurt the test machine when the plain-process worker runs as root (kill(-1),
 fork bombs, writing into the project tree) are not run there.
 
-    HWGRADER_REQUIRE_BWRAP=1 python -m pytest -n 2 tests/test_redteam.py
+    HWGRADER_REQUIRE_ISOLATION=bwrap-fork python -m pytest -n 2 tests/test_redteam.py
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.sandbox import launch as sandbox
+import isolation_levels
+from grader.sandbox.levels import Isolation, is_root
+from grader.sandbox.uids import allocator
 from grader.grading.batch import grade_all
 from grader.outputs.writers import WriterChain, default_writers
 from grader.grading.engine import grade_submission
@@ -130,29 +132,16 @@ def test_every_attack_file_is_listed_and_documented():
         assert ast.get_docstring(ast.parse(p.read_text())), f"{p.name} has no docstring"
 
 
-def _levels():
-    out = []
-    require = os.environ.get("HWGRADER_REQUIRE_BWRAP") == "1"
-    for iso in sandbox.ISOLATIONS:
-        if iso == "process" or sandbox.detect_isolation(iso) == iso:
-            out.append(pytest.param(iso))
-        elif iso == "bwrap" and require:
-            out.append(pytest.param(iso))  # fails in the test body: HWGRADER_REQUIRE_BWRAP=1
-        else:
-            out.append(pytest.param(iso, marks=pytest.mark.skip(
-                reason=f"{iso} does not work here (best: {sandbox.detect_isolation()})")))
-    return out
-
-
 @pytest.fixture(scope="module")
 def plan():
     p = build_plan(load_rubric(ROOT / "rubrics" / "homework.yaml"))
     return replace(p, limits=replace(p.limits, **LIMITS))
 
 
-def _process_runs_as_root() -> bool:
-    launch = sandbox.build_launch("process", sandbox.Limits(), 10, 11, 0)
-    return os.geteuid() == 0 and launch.user is None
+def _worker_shares_grader_uid(iso: Isolation) -> bool:
+    """Under process isolation as an ordinary user the worker is the grader's own uid: kill(-1)
+    or a fork bomb would hit the test run itself."""
+    return iso is Isolation.PROCESS and not is_root()
 
 
 def _marker_pids(marker: str) -> list[int]:
@@ -189,10 +178,9 @@ def _case_summary(result, function):
     return cases, sum(c.score for c in cases), {c.verdict for c in cases}
 
 
-@pytest.mark.parametrize("iso", _levels())
+@pytest.mark.parametrize("iso", isolation_levels.params())
 def test_redteam_batch(iso, plan, tmp_path):
-    if iso == "bwrap" and sandbox.detect_isolation("bwrap") != "bwrap":
-        pytest.fail("HWGRADER_REQUIRE_BWRAP=1 but bubblewrap does not work here")
+    isolation_levels.require_working(iso)
     token = uuid.uuid4().hex[:12]
     marker = f"hwgmark{token}"
     sentinel_glob = [f"/tmp/hwgrader-pwned-{token}-*", f"/dev/shm/hwgrader-pwned-{token}-*",
@@ -205,9 +193,9 @@ def test_redteam_batch(iso, plan, tmp_path):
     listener.setblocking(False)
     port = listener.getsockname()[1]
 
-    as_root_process = iso == "process" and _process_runs_as_root()
-    skipped = {n: "destructive when the plain-process worker runs as root"
-               for n, (_, _, cat) in EXPECT.items() if as_root_process and cat == "danger"}
+    shares_uid = _worker_shares_grader_uid(iso)
+    skipped = {n: "destructive when the plain-process worker is the grader's own uid"
+               for n, (_, _, cat) in EXPECT.items() if shares_uid and cat == "danger"}
 
     src_dir = tmp_path / "subs"
     src_dir.mkdir()
@@ -228,6 +216,7 @@ def test_redteam_batch(iso, plan, tmp_path):
     planted = [ROOT / "grader" / f"{marker}.py", ROOT / "reference" / f"{marker}.py", out_dir / f"{marker}-pwned"]
 
     alone = {name: grade_submission(src_dir / f"{name}.py", plan, isolation=iso) for name in CONTROLS}
+    first_uid = allocator().issued().stop
     t0 = time.monotonic()
     try:
         writers = WriterChain(default_writers(out_dir, plan))
@@ -251,8 +240,10 @@ def test_redteam_batch(iso, plan, tmp_path):
         sentinels = sorted(s for g in sentinel_glob for s in glob.glob(g))
         written = [str(p) for p in planted if p.exists()]
         leftovers = _marker_pids(marker)
-        worker_uids = {sandbox.worker_uid(s) for s in range(2)}
-        uid_left = _uid_pids(worker_uids) if os.geteuid() == 0 else []
+        # every uid a worker of this batch ran as (none when the grader is not root)
+        batch_uids = set(range(first_uid, allocator().issued().stop))
+        assert bool(batch_uids) == is_root(), "a root grader gives each worker a uid of its own"
+        uid_left = _uid_pids(batch_uids)
     finally:
         listener.close()
         for p in planted:
@@ -296,7 +287,7 @@ def test_redteam_batch(iso, plan, tmp_path):
         if found:
             (expected_breaches if iso == "process" else problems).append(f"{what}: {found}")
     if leftovers:
-        (expected_breaches if as_root_process else problems).append(f"processes left behind: {leftovers}")
+        problems.append(f"processes left behind: {leftovers}")
     if uid_left:
         problems.append(f"processes of the worker uids left behind: {uid_left}")
 

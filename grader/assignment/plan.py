@@ -22,7 +22,7 @@ import numpy as np
 from grader.errors import KitError, RubricError
 from grader.assignment.registry import ReferenceSet
 from grader.assignment.rubric import Case, Part, Rubric, Written
-from grader.sandbox.launch import Limits
+from grader.sandbox.limits import Limits
 
 Value = Union[np.ndarray, int, float]
 KIT_FORMAT = "hwgrader-public-cases/1"

@@ -49,7 +49,7 @@ from typing import Any, Optional
 import yaml
 
 from grader.errors import RubricError
-from grader.sandbox.launch import Limits
+from grader.sandbox.limits import Limits
 
 ARG_TYPES = ("array", "int_array", "int", "float")
 VISIBILITIES = ("public", "hidden")

@@ -21,6 +21,7 @@ from typing import Callable, Optional, TextIO
 from grader.grading.engine import grade_submission
 from grader.assignment.plan import Plan
 from grader.grading.results import SubmissionResult, fmt_points
+from grader.sandbox.session import Sandbox
 
 
 class Progress:
@@ -56,8 +57,20 @@ class Progress:
 
 def grade_all(paths: list[Path], plan: Plan, *, jobs: int = 1,
               isolation: Optional[str] = None, progress: Optional[TextIO] = sys.stderr,
-              on_result: Optional[Callable[[SubmissionResult], None]] = None) -> tuple[list[SubmissionResult], list[str]]:
-    """Grade every path; returns the results (in input order) and hwgrader's own failures, if any."""
+              on_result: Optional[Callable[[SubmissionResult], None]] = None,
+              sandbox: Optional[Sandbox] = None) -> tuple[list[SubmissionResult], list[str]]:
+    """Grade every path; returns the results (in input order) and hwgrader's own failures, if any.
+
+    Workers start through ``sandbox`` (the caller's, e.g. already warmed); without one, the batch
+    makes its own at ``isolation`` (``None``: the strongest sandboxed level that works) and closes it.
+    """
+    if sandbox is None:
+        from grader.sandbox.detect import choose
+
+        level = choose(isolation).level if isolation is None else isolation
+        with Sandbox(level, slots=jobs) as own:
+            own.warm()  # fork servers start side by side, not in front of each slot's first student
+            return grade_all(paths, plan, jobs=jobs, progress=progress, on_result=on_result, sandbox=own)
     slots: "queue.Queue[int]" = queue.Queue()
     for slot in range(jobs):
         slots.put(slot)
@@ -67,7 +80,7 @@ def grade_all(paths: list[Path], plan: Plan, *, jobs: int = 1,
     def one(path: Path) -> SubmissionResult:
         slot = slots.get()
         try:
-            result = grade_submission(path, plan, isolation=isolation, slot=slot)
+            result = grade_submission(path, plan, sandbox=sandbox, slot=slot)
         except Exception as exc:  # a bug in hwgrader must not cost the other students their grades
             internal_errors.append(f"{path.name}: {type(exc).__name__}: {exc}")
             result = SubmissionResult(student=path.stem, file=path.name, isolation="none",

@@ -17,12 +17,16 @@ from grader.assignment.submission import Submission, read_submission
 from grader.assignment.plan import Plan, PlannedCase
 from grader.grading.results import (VERDICT_WORDS, CaseResult, Diagnosis, QuestionResult, SubmissionResult,
                             WrittenResult)
-from grader.sandbox.session import CallOutcome, WorkerSession
+from grader.sandbox.session import CallOutcome, Sandbox, WorkerSession
 
 
 def grade_submission(path: Path, plan: Plan, *, isolation: Optional[str] = None,
-                     slot: int = 0) -> SubmissionResult:
-    """Grade the file at ``path``; a broken or hostile submission is graded as such, never raised."""
+                     slot: int = 0, sandbox: Optional[Sandbox] = None) -> SubmissionResult:
+    """Grade the file at ``path``; a broken or hostile submission is graded as such, never raised.
+
+    Workers start through ``sandbox`` (a batch's); without one, through a sandbox of this call's
+    own at ``isolation`` (``None``: the strongest sandboxed level that works here).
+    """
     started = time.monotonic()
     submission = read_submission(path)
     result = SubmissionResult(student=submission.student, file=Path(path).name, isolation="none")
@@ -30,9 +34,9 @@ def grade_submission(path: Path, plan: Plan, *, isolation: Optional[str] = None,
         result.load_error = submission.load_error
         _fill(result, plan, submission, answers={}, run=None)
     else:
-        with WorkerSession(submission.units, plan.answer_names, plan.limits,
+        with WorkerSession(submission.units, plan.answer_names, plan.limits, sandbox=sandbox,
                            isolation=isolation, slot=slot) as session:
-            result.isolation = session.isolation
+            result.isolation = session.isolation.value
             report = session.load()
             result.cell_failures = list(report.cell_failures)
             wanted = {c.function for c in plan.cases}

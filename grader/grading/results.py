@@ -12,6 +12,8 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 
+from grader.sandbox.session import CellFailure  # noqa: F401  (the sandbox reports it; results carry it)
+
 Verdict = Literal[
     "passed",     # every output within tolerance
     "wrong",      # numbers differ beyond tolerance
@@ -121,15 +123,6 @@ class WrittenResult:
     answer: Optional[str]      # None when the submission has no answer
     score: float = 0.0
     graded: bool = False
-
-
-@dataclass
-class CellFailure:
-    """A notebook cell (or the module body) that raised while loading."""
-
-    cell: int                  # 1-based cell number; 0 for a .py module
-    summary: str               # "ModuleNotFoundError: No module named 'keras'"
-    traceback: str             # points at the student's file and line
 
 
 @dataclass

@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from grader.sandbox.launch import FULL_ISOLATIONS
+from grader.sandbox.levels import FULL_ISOLATIONS
 from markupsafe import Markup
 
 from grader import __version__

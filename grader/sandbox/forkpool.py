@@ -1,16 +1,16 @@
-"""The parent's side of the fork server: warm sandboxes that start a submission in milliseconds.
+"""The parent's side of the fork servers: warm sandboxes that start a submission in milliseconds.
 
-One fork server per grading slot (``--jobs N`` gives N), started lazily inside
-bwrap and kept for the life of the grader process. ``ForkedProcess`` looks
-like the part of ``subprocess.Popen`` the session uses (``pid``, ``poll``,
-``wait``, ``kill``), so a worker started this way is handled exactly like one
-started with its own bwrap. See ``grader/forkserver.py`` for what happens on
-the other side and why.
+A ``ForkPool`` belongs to one batch (``levels.BwrapFork`` creates it, ``close()`` stops it): one
+fork server per grading slot, started inside bwrap on first use (or all at once by
+``start_all``) and restarted if it dies. ``ForkedProcess`` looks like the part of
+``subprocess.Popen`` the session uses (``pid``, ``poll``, ``wait``, ``kill``), so a worker started
+this way is handled like one started with its own bwrap. See ``inside/forkserver.py`` for the
+other side: it installs the seccomp filter it is given (``--seccomp-fd``) and a fresh session
+keyring in every submission's init process, after the drop to the worker's uid.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import socket
@@ -21,48 +21,46 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 from grader.errors import SandboxError
-from grader.sandbox.launch import BASE_UID, Limits, build_forkserver_launch, rlimit_spec
+from grader.sandbox import keyring, seccomp
+from grader.sandbox.layout import python_view
+from grader.sandbox.limits import Limits, rlimit_spec
 
 _MAX_REPLY = 1 << 16
-#: Worker uids for forked workers: the upper half of this grader's block (``sandbox.worker_uid``
-#: uses the lower half), one per live worker, so no two submissions ever share a uid.
-_UID_FIRST = BASE_UID + (os.getpid() % 8192) * 128 + 64
-_UID_COUNT = 64
 
 
-class _UidPool:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.free = list(range(_UID_FIRST, _UID_FIRST + _UID_COUNT))
-
-    def take(self) -> int:
-        with self.lock:
-            if not self.free:
-                raise SandboxError("more than 64 workers alive at once; lower --jobs")
-            return self.free.pop(0)
-
-    def give(self, uid: int) -> None:
-        with self.lock:
-            self.free.append(uid)
-
-
-_uids = _UidPool()
+def _tmp_rebinds() -> list[str]:
+    """Bound Python paths under /tmp (a venv there): the init process re-binds them into the
+    fresh /tmp it mounts for each submission (outermost paths only; what is inside comes along)."""
+    paths = [p for _, p in python_view().mounts() if p.startswith("/tmp/")]
+    return [p for p in paths if not any(p != q and p.startswith(q + "/") for q in paths)]
 
 
 class ForkServer:
     """A running fork server (one per slot): spawn, kill and wait for sandboxed workers."""
 
     def __init__(self, slot: int):
+        from grader.sandbox.levels import WORKER_DIR_IN_SANDBOX, bwrap_argv
+
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.lock = threading.Lock()
-        launch = build_forkserver_launch(child.fileno(), slot)
+        self.slot = slot
+        view = python_view()
+        bpf = seccomp.bpf_fd()
+        argv = bwrap_argv(Limits(), forkserver=True) + [
+            "--", view.executable, "-I", "-S", os.path.join(WORKER_DIR_IN_SANDBOX, "forkserver.py"),
+            str(child.fileno()), "--path", os.pathsep.join(view.import_path), "--seccomp-fd", str(bpf),
+            "--tmp-rebind", os.pathsep.join(_tmp_rebinds())]
         try:
-            self.proc = subprocess.Popen(launch.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE, **launch.popen_kwargs())
+            keyring.join_fresh_session_keyring()  # the server never holds the grader's keyring
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, pass_fds=(child.fileno(), bpf), close_fds=True,
+                                         start_new_session=True,
+                                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
         except OSError as exc:
             raise SandboxError(f"could not start the fork server: {exc}") from None
         finally:
             child.close()
+            os.close(bpf)
         self.sock = parent
         self.sock.settimeout(30)
         try:
@@ -84,8 +82,9 @@ class ForkServer:
                 reply = json.loads(self.sock.recv(_MAX_REPLY) or b"{}")
             except (OSError, ValueError) as exc:
                 raise SandboxError(f"the fork server stopped answering: {exc}") from None
-        if reply.get("ok") is not True:
-            raise SandboxError(f"the fork server failed: {reply.get('error') or self._death()}")
+        if not isinstance(reply, dict) or reply.get("ok") is not True:
+            error = reply.get("error") if isinstance(reply, dict) else None
+            raise SandboxError(f"the fork server failed: {error or self._death()}")
         return reply
 
     def _death(self) -> str:
@@ -110,41 +109,64 @@ class ForkServer:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+        if self.proc.stderr:
+            self.proc.stderr.close()
 
 
-_servers: dict[int, ForkServer] = {}
-_servers_lock = threading.Lock()
-#: Fork servers are started from these long-lived threads only: bwrap's --die-with-parent is
-#: tied to the *thread* that started it, and a server started from a short-lived thread (a batch
-#: or probe thread) would be killed when that thread ends.
-_launcher = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hwgrader-forkserver")
+class ForkPool:
+    """The fork servers of one batch, one per slot; a context manager (``close()`` stops them)."""
 
+    def __init__(self, slots: int):
+        self.slots = max(1, slots)
+        self._servers: dict[int, ForkServer] = {}
+        self._lock = threading.Lock()
+        self._slot_locks = {slot: threading.Lock() for slot in range(self.slots)}
+        self._closed = False
+        #: Servers are started from these long-lived threads only: bwrap's --die-with-parent is
+        #: tied to the *thread* that started it, and a server started from a short-lived thread
+        #: (a batch or probe thread) would be killed when that thread ends.
+        self._launcher = ThreadPoolExecutor(max_workers=min(self.slots, 8),
+                                            thread_name_prefix="hwgrader-forkserver")
 
-_slot_locks: dict[int, threading.Lock] = {}
+    def __enter__(self) -> "ForkPool":
+        return self
 
+    def __exit__(self, *exc) -> None:
+        self.close()
 
-def server_for(slot: int) -> ForkServer:
-    """The slot's fork server, started (or restarted, if it died) on first use."""
-    with _servers_lock:
-        lock = _slot_locks.setdefault(slot, threading.Lock())
-    with lock:  # one start per slot at a time; different slots start side by side
-        server = _servers.get(slot)
-        if server is not None and server.alive:
+    def server(self, slot: int) -> ForkServer:
+        """The slot's fork server, started (or restarted, if it died) on first use."""
+        if self._closed:
+            raise SandboxError("the fork pool is closed")
+        with self._lock:
+            lock = self._slot_locks.setdefault(slot, threading.Lock())
+        with lock:  # one start per slot at a time; different slots start side by side
+            server = self._servers.get(slot)
+            if server is not None and server.alive:
+                return server
+            if server is not None:
+                server.close()
+            server = self._launcher.submit(ForkServer, slot).result()
+            with self._lock:
+                self._servers[slot] = server
             return server
-        if server is not None:
-            server.close()
-        server = _launcher.submit(ForkServer, slot).result()
-        with _servers_lock:
-            _servers[slot] = server
-        return server
 
+    def start_all(self) -> None:
+        """Start every slot's server now, side by side (rather than in front of each first worker)."""
+        with ThreadPoolExecutor(max_workers=self.slots) as starters:  # not the launcher: it runs the starts
+            for f in [starters.submit(self.server, slot) for slot in range(self.slots)]:
+                f.result()
 
-@atexit.register
-def _close_all() -> None:
-    with _servers_lock:
-        for server in _servers.values():
+    def spawn(self, slot: int, limits: Limits, fds: tuple[int, int, int], uid: int) -> "ForkedProcess":
+        return ForkedProcess(self.server(slot), limits, fds, uid)
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            servers, self._servers = list(self._servers.values()), {}
+        for server in servers:
             server.close()
-        _servers.clear()
+        self._launcher.shutdown(wait=True)
 
 
 class ForkedProcess:
@@ -155,16 +177,15 @@ class ForkedProcess:
     ``returncode`` follows ``Popen``: ``-n`` for a death by signal ``n``.
     """
 
-    def __init__(self, slot: int, limits: Limits, fds: tuple[int, int, int]):
-        self.server = server_for(slot)
-        self.uid = _uids.take()
-        try:
-            reply = self.server.request({"op": "spawn", "uid": self.uid, "rlimits": rlimit_spec(limits),
-                                         "tmp_mb": int(limits.tmp_mb)}, fds)
-        except SandboxError:
-            _uids.give(self.uid)
-            raise
-        self.pid = int(reply["pid"])
+    def __init__(self, server: ForkServer, limits: Limits, fds: tuple[int, int, int], uid: int):
+        self.server = server
+        self.uid = uid
+        reply = self.server.request({"op": "spawn", "uid": uid, "rlimits": rlimit_spec(limits),
+                                     "tmp_mb": int(limits.tmp_mb)}, fds)
+        pid = reply.get("pid")
+        if type(pid) is not int:
+            raise SandboxError(f"the fork server answered a spawn with pid {pid!r}")
+        self.pid = pid
         self.returncode: Optional[int] = None
 
     def _record(self, status: Optional[dict]) -> Optional[int]:
@@ -178,7 +199,6 @@ class ForkedProcess:
                 self.returncode = -(code - 128)  # the pid-1 process reports its worker's signal as 128 + n
             else:
                 self.returncode = int(code) if code is not None else 0
-            _uids.give(self.uid)
         return self.returncode
 
     def poll(self) -> Optional[int]:

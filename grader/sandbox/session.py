@@ -1,46 +1,53 @@
 """The parent's handle on one submission's sandboxed worker.
 
-``WorkerSession`` starts a worker (``grader.sandbox.launch``), loads the student's
-code units into it and runs one call per planned case with a wall-clock
-limit. Anything that goes wrong on the untrusted side - a hang, a crash, a
-memory bomb, garbage on the channel - is turned into a verdict for that one
-call; the worker is killed (with everything it started) and the next call
-transparently starts a fresh worker and reloads the same units.
+``WorkerSession`` starts a worker through the batch's ``Sandbox`` (an isolation level from
+``levels.py``), loads the student's code units into it and runs one call per planned case
+with a wall-clock limit. Anything that goes wrong on the untrusted side - a hang, a crash, a
+memory bomb, garbage on the channel - is turned into a verdict for that one call; the worker
+is killed (with everything it started) and the next call transparently starts a fresh worker
+and reloads the same units.
 
-The parent never trusts a byte from the worker: replies are size-limited,
-schema-checked, and arrays are rebuilt with ``numpy.frombuffer(..., "<f8")``.
-stdout/stderr of the worker go to one pipe drained by a thread that keeps the
-first ``Limits.output_bytes`` and discards the rest.
+The parent never trusts a byte from the worker. Decoding a reply is in one place, the
+"reply decoding" section at the end of this class (``_parse_load``, ``_parse_reply``): sizes
+are capped, fields type-checked and arrays rebuilt with ``numpy.frombuffer(..., "<f8")``.
+stdout/stderr go to one pipe drained by a thread that keeps the first ``Limits.output_bytes``.
+
+This module knows nothing about grading: it returns plain data (``LoadReport``,
+``CallOutcome``, ``CellFailure``) that the grading engine turns into results.
 """
 
 from __future__ import annotations
 
-import errno
-import os
-import select
 import signal
-import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
-from grader.sandbox.inside import protocol
 from grader.errors import SandboxError
+from grader.sandbox.channel import CappedOutput, Channel, WorkerPipes
+from grader.sandbox.inside import protocol
 from grader.sandbox.inside.protocol import ProtocolError
-from grader.grading.results import CellFailure
-from grader.sandbox.forkpool import ForkedProcess, server_for
-from grader.sandbox.launch import Launch, Limits, build_launch, detect_isolation
+from grader.sandbox.levels import Isolation, Level, Started, make_level
+from grader.sandbox.limits import Limits
 
-__all__ = ["LoadReport", "CallOutcome", "WorkerSession", "Limits"]
+__all__ = ["Sandbox", "LoadReport", "CallOutcome", "CellFailure", "WorkerSession", "Limits"]
 
 _CALL_KINDS = {"exception", "rejected", "missing", "memory"}
 _MEMORY_MARKERS = (b"MemoryError", b"Cannot allocate memory", b"std::bad_alloc", b"out of memory",
                    b"Unable to allocate")
 _MAX_MSG = 500
 _MAX_TB = 20_000
+
+
+@dataclass
+class CellFailure:
+    """A notebook cell (or the module body) that raised while loading."""
+
+    cell: int                  # 1-based cell number; 0 for a .py module
+    summary: str               # "ModuleNotFoundError: No module named 'keras'"
+    traceback: str             # points at the student's file and line
 
 
 @dataclass
@@ -63,45 +70,32 @@ class CallOutcome:
     seconds: float
 
 
-class _Failure(Exception):
-    """The worker broke: verdict + plain-words message (parent-internal)."""
+class Sandbox:
+    """One batch's isolation level and what it holds (fork servers); a context manager.
 
-    def __init__(self, verdict: str, message: str):
-        super().__init__(message)
-        self.verdict, self.message = verdict, message
+    The batch creates it once (after ``detect.choose`` picked the level), every session of the
+    batch starts its workers through it, and ``close()`` stops whatever it started.
+    """
 
+    def __init__(self, isolation: Isolation | str, slots: int = 1):
+        self.isolation = Isolation(isolation)
+        self.slots = max(1, slots)
+        self.level: Level = make_level(self.isolation, self.slots)
 
-def _high_fd(fd: int) -> int:
-    """Make sure a channel fd is not 0/1/2 (it is passed at the same number)."""
-    low = []
-    while fd <= 2:
-        low.append(fd)
-        fd = os.dup(fd)  # non-inheritable, lowest free number
-    for f in low:
-        os.close(f)
-    return fd
+    def warm(self) -> None:
+        """Start what can be started ahead of the first worker (bwrap-fork's fork servers)."""
+        warm = getattr(self.level, "warm", None)
+        if warm is not None:
+            warm()
 
+    def close(self) -> None:
+        self.level.close()
 
-def _children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (Linux /proc; empty elsewhere)."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except (OSError, ValueError):
-        pass
-    kids = []
-    try:
-        for d in os.listdir("/proc"):
-            if d.isdigit():
-                try:
-                    with open(f"/proc/{d}/stat") as f:
-                        if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                            kids.append(int(d))
-                except (OSError, ValueError, IndexError):
-                    pass
-    except OSError:
-        pass
-    return kids
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _signame(sig: int) -> str:
@@ -111,231 +105,68 @@ def _signame(sig: int) -> str:
         return f"signal {sig}"
 
 
-class _Output:
-    """Capped capture of the worker's stdout+stderr, shared across restarts."""
-
-    def __init__(self, cap: int):
-        self.cap = cap
-        self.buf = bytearray()
-        self.dropped = 0
-        self.lock = threading.Lock()
-
-    def add(self, data: bytes) -> None:
-        with self.lock:
-            room = self.cap - len(self.buf)
-            if room > 0:
-                self.buf += data[:room]
-            self.dropped += max(0, len(data) - max(room, 0))
-
-    def tail(self, n: int = 4096) -> bytes:
-        with self.lock:
-            return bytes(self.buf[-n:])
-
-    def drain(self, fd: int) -> None:
-        try:
-            while True:
-                try:
-                    data = os.read(fd, 1 << 16)
-                except InterruptedError:
-                    continue
-                except OSError:
-                    break
-                if not data:
-                    break
-                self.add(data)
-        finally:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
 class _Worker:
-    """One running worker process (internal)."""
+    """One running worker process: its level, its process, its channel."""
 
-    def __init__(self, isolation: str, limits: Limits, slot: int, output: _Output):
-        req_r, req_w = os.pipe()
-        res_r, res_w = os.pipe()
-        out_r, out_w = os.pipe()
-        req_r, res_w = _high_fd(req_r), _high_fd(res_w)
-        self.forked = isolation == "bwrap-fork"
+    def __init__(self, level: Level, limits: Limits, slot: int, output: CappedOutput):
+        self.level = level
+        pipes = WorkerPipes()
         try:
-            if self.forked:  # a warm fork server makes the process: see grader.sandbox.forkpool
-                self.launch = Launch([], {}, (), isolation)
-                self.proc = ForkedProcess(slot, limits, (req_r, res_w, out_w))
-            else:
-                self.launch = build_launch(isolation, limits, req_r, res_w, slot)
-                self.proc = subprocess.Popen(self.launch.argv, stdin=subprocess.DEVNULL, stdout=out_w,
-                                             stderr=out_w, **self.launch.popen_kwargs())
-        except (OSError, subprocess.SubprocessError, SandboxError) as exc:
-            for fd in (req_r, req_w, res_r, res_w, out_r, out_w):
-                os.close(fd)
-            self._cleanup_launch()
-            raise SandboxError(f"could not start a {isolation} worker: {exc}") from None
-        for fd in (req_r, res_w, out_w):
-            os.close(fd)
-        self.req_w, self.res_r = req_w, res_r
-        os.set_blocking(self.req_w, False)
-        os.set_blocking(self.res_r, False)
-        self.output = output
-        self.drainer = threading.Thread(target=output.drain, args=(out_r,), daemon=True,
-                                        name=f"hwgrader-output-{self.proc.pid}")
-        self.drainer.start()
+            self.started: Started = level.start(limits, pipes, slot)
+        except (OSError, SandboxError) as exc:
+            pipes.close_all()
+            raise SandboxError(f"could not start a {level.isolation} worker: {exc}") from None
+        pipes.close_child_ends()
+        self.channel = Channel(pipes.req_w, pipes.res_r)
+        self.drainer = output.start_draining(pipes.out_r, f"hwgrader-output-{self.started.proc.pid}")
         self.dead = False
         self.killed_by_us = False
 
-    # -- channel ---------------------------------------------------------
     def send(self, header: dict, payload: bytes, deadline: float) -> None:
-        data = memoryview(protocol.encode_frame(header, payload, max_header=protocol.MAX_REQUEST_HEADER))
-        while data:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            try:
-                _, w, _ = select.select([], [self.req_w], [], left)
-            except InterruptedError:
-                continue
-            if not w:
-                continue
-            try:
-                n = os.write(self.req_w, data)
-            except BlockingIOError:
-                continue
-            except (BrokenPipeError, ConnectionResetError):
-                raise EOFError from None
-            data = data[n:]
+        self.channel.send(header, payload, deadline)
 
     def recv(self, deadline: float, max_payload: int) -> tuple[dict, bytes]:
-        dec = protocol.FrameDecoder(max_payload=max_payload)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            try:
-                r, _, _ = select.select([self.res_r], [], [], left)
-            except InterruptedError:
-                continue
-            if not r:
-                continue
-            try:
-                data = os.read(self.res_r, 1 << 20)
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EINTR):
-                    continue
-                raise EOFError from None
-            if not data:
-                raise EOFError
-            frames = dec.feed(data)  # ProtocolError on garbage / oversized
-            if frames:
-                if len(frames) > 1 or dec.pending:
-                    raise ProtocolError("the worker sent more than one reply")
-                return frames[0]
+        return self.channel.recv(deadline, max_payload)
 
-    # -- lifetime --------------------------------------------------------
     def kill(self) -> None:
+        """Kill it and everything it started, close the channel, remove its scratch folders."""
         if self.dead:
             return
         self.dead = True
-        self.killed_by_us = self.proc.poll() is None
-        if self.forked:
-            # Its pid lives in the fork server's namespace: only the server can kill it (the
-            # whole submission namespace dies with its pid-1 process).
-            self.proc.kill()
-            self._close_channel()
-            return
-        if self.killed_by_us and self.launch.isolation in ("bwrap", "unshare"):
-            # Kill the sandbox's init (our child's child) first: the whole pid namespace dies
-            # with it and bwrap/unshare reap it and exit. Killing the outer process first would
-            # orphan the init to host pid 1, which leaves a zombie on hosts whose pid 1 does not reap.
-            kids = _children(self.proc.pid)
-            for k in kids:
-                try:
-                    os.kill(k, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            if kids:
-                try:
-                    self.proc.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    pass
+        self.killed_by_us = self.started.proc.poll() is None
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.kill()
-        except OSError:
-            pass
-        if self.launch.kill_uid is not None and self.launch.isolation == "process":
-            # every process of the dedicated uid, including setsid()'d daemons
-            try:
-                subprocess.run(["kill", "-KILL", "-1"], user=self.launch.kill_uid, group=self.launch.kill_uid,
-                               extra_groups=[], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               timeout=5)
-            except (OSError, subprocess.SubprocessError):
-                pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        self._close_channel()
-
-    def _close_channel(self) -> None:
-        for fd in (self.req_w, self.res_r):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self.drainer.join(timeout=2)
-        self._cleanup_launch()
-
-    def _cleanup_launch(self) -> None:
-        if hasattr(self, "launch"):
-            self.launch.cleanup()
+            self.level.kill(self.started)
+        finally:
+            self.channel.close()
+            self.drainer.join(timeout=2)
+            self.started.cleanup()
 
     def death(self) -> tuple[Optional[int], Optional[int]]:
         """(exit code, signal) once the process is gone (waits briefly)."""
-        try:
-            rc = self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            return None, None
-        if rc < 0:
-            return None, -rc
-        if rc > 128 and self.launch.isolation in ("bwrap", "unshare"):
-            return None, rc - 128  # bwrap / sh report a child's death by signal as 128 + n
-        return rc, None
-
-
-def prepare_workers(isolation: Optional[str], slots: int) -> str:
-    """Choose the isolation for a batch and get it ready for ``slots`` concurrent workers.
-
-    Returns the isolation that will be used. For ``bwrap-fork`` the slots' fork servers are
-    started now, side by side, rather than one by one in front of each slot's first submission.
-    """
-    chosen = detect_isolation(isolation)
-    if chosen == "bwrap-fork" and slots > 1:
-        threads = [threading.Thread(target=server_for, args=(slot,), daemon=True) for slot in range(slots)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    return chosen
+        return self.level.exit_status(self.started)
 
 
 class WorkerSession:
     """One submission's worker; a context manager. See module docstring."""
 
     def __init__(self, units: list[dict], answer_names: list[str], limits: Limits, *,
-                 isolation: Optional[str] = None, slot: int = 0):
+                 sandbox: Optional[Sandbox] = None, isolation: Optional[Isolation | str] = None, slot: int = 0):
+        """Workers start through ``sandbox`` (the batch's); or, given only ``isolation``, through a
+        sandbox of the session's own, closed with it (``None``: the strongest level that works)."""
         self.units = [dict(u) for u in units]
         self.answer_names = list(answer_names)
         self.limits = limits
         self.slot = slot
-        self.isolation: str = detect_isolation(isolation)
+        self._own_sandbox = sandbox is None
+        if sandbox is None:
+            from grader.sandbox.detect import choose
+
+            sandbox = Sandbox(choose(isolation).level if isolation is None else isolation)
+            sandbox.warm()  # a fork server's start is not the student's time
+        self.sandbox = sandbox
+        self.isolation: Isolation = sandbox.isolation
         self.incidents: list[str] = []
-        self._output = _Output(limits.output_bytes)
+        self._output = CappedOutput(limits.output_bytes)
         self._worker: Optional[_Worker] = None
         self._spent = 0.0
         self._next_id = 1
@@ -397,17 +228,19 @@ class WorkerSession:
 
         Complete once the session is closed; while a worker runs, whatever has been drained so far.
         """
-        with self._output.lock:
-            data, dropped = bytes(self._output.buf), self._output.dropped
-        return data.decode("utf-8", errors="replace"), dropped > 0
+        return self._output.text()
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._worker is not None:
-            self._worker.kill()
-            self._worker = None
+        try:
+            if self._worker is not None:
+                self._worker.kill()
+                self._worker = None
+        finally:
+            if self._own_sandbox:
+                self.sandbox.close()
 
     def __del__(self):  # last resort; close() is the contract
         try:
@@ -417,7 +250,7 @@ class WorkerSession:
 
     # ------------------------------------------------------------ internals
     def _spawn(self) -> _Worker:
-        w = _Worker(self.isolation, self.limits, self.slot, self._output)
+        w = _Worker(self.sandbox.level, self.limits, self.slot, self._output)
         deadline = time.monotonic() + max(10.0, self.limits.load_seconds)
         try:
             header, _ = w.recv(deadline, 0)
@@ -444,22 +277,6 @@ class WorkerSession:
         except (EOFError, ProtocolError) as exc:
             verdict, msg = self._classify_death(w, exc, "loading the submission")
             return LoadReport(False, verdict, msg)
-
-    def _parse_load(self, h: dict) -> LoadReport:
-        if h.get("ok") is not True:
-            raise ProtocolError("load failed")
-        fails = []
-        for f in h.get("cell_failures") or []:
-            if not isinstance(f, dict):
-                raise ProtocolError("bad cell failure")
-            cell = f.get("cell")
-            fails.append(CellFailure(cell=cell if type(cell) is int else 0,
-                                     summary=str(f.get("summary", ""))[:_MAX_MSG],
-                                     traceback=str(f.get("traceback", ""))[:_MAX_TB]))
-        functions = [str(n) for n in (h.get("functions") or []) if isinstance(n, str)]
-        answers = {k: v for k, v in (h.get("answers") or {}).items()
-                   if k in self.answer_names and isinstance(v, str)}
-        return LoadReport(True, "ok", None, fails, functions, answers)
 
     def _restart(self, function: str) -> bool:
         self._restarts += 1
@@ -530,6 +347,25 @@ class WorkerSession:
             verdict, msg = self._classify_death(w, exc, f"running {function}")
             self.incidents.append(f"{function}: {msg}; the worker was restarted")
             return CallOutcome(verdict, None, msg, None, [], time.monotonic() - t0)
+
+    # ------------------------------------------------------------ reply decoding
+    # Everything the worker sends is untrusted: these two methods are the only readers.
+
+    def _parse_load(self, h: dict) -> LoadReport:
+        if h.get("ok") is not True:
+            raise ProtocolError("load failed")
+        fails = []
+        for f in h.get("cell_failures") or []:
+            if not isinstance(f, dict):
+                raise ProtocolError("bad cell failure")
+            cell = f.get("cell")
+            fails.append(CellFailure(cell=cell if type(cell) is int else 0,
+                                     summary=str(f.get("summary", ""))[:_MAX_MSG],
+                                     traceback=str(f.get("traceback", ""))[:_MAX_TB]))
+        functions = [str(n) for n in (h.get("functions") or []) if isinstance(n, str)]
+        answers = {k: v for k, v in (h.get("answers") or {}).items()
+                   if k in self.answer_names and isinstance(v, str)}
+        return LoadReport(True, "ok", None, fails, functions, answers)
 
     def _parse_reply(self, h, body, cid, n_outputs, arg_names, kw_names, secs) -> CallOutcome:
         if h.get("id") != cid:

@@ -1,7 +1,8 @@
 """Fork server: a warm, sandboxed Python that forks one fresh worker per submission.
 
 Untrusted side, like ``worker.py``: stdlib + numpy only, shipped next to it and
-started as ``python -I -S forkserver.py CTRL_FD --path DIR:DIR...`` *inside* the
+started as ``python -I -S forkserver.py CTRL_FD --path DIR:DIR... --seccomp-fd FD
+--tmp-rebind DIR:DIR...`` *inside* the
 bwrap sandbox, which already hides the host (filesystem, network, environment).
 It runs as root there, with only CAP_SYS_ADMIN, CAP_SETUID, CAP_SETGID,
 CAP_SETPCAP and CAP_KILL, and holds nothing secret: it was started with the
@@ -16,7 +17,9 @@ Imported once here, each submission costs a fork (~2 ms). Per submission::
 ``C`` reports ``I``'s pid and exits (``I`` is re-parented to the server, a child
 subreaper). ``I`` mounts a fresh /tmp, /dev/shm and /proc in its own mount
 namespace, drops every capability (bounding set included) and becomes the
-unprivileged worker uid with no_new_privs, then forks ``W``, reaps orphans and
+unprivileged worker uid with no_new_privs, joins a new empty session keyring,
+installs the seccomp filter the parent compiled (read once from ``--seccomp-fd``; the same
+program bwrap gets for ``--isolation bwrap``), then forks ``W``, reaps orphans and
 exits with ``W``'s status (128 + n for a signal). ``W`` applies the rlimits,
 takes the channel and output pipes and runs ``worker._Worker``. When ``I``
 dies, the kernel kills everything left in that pid namespace: no daemon
@@ -41,8 +44,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I drops the s
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 0x40000
-PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 24, 36, 38
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 0x1, 0x2, 0x4, 0x8, 0x20, 0x1000
+MS_REC, MS_PRIVATE = 0x4000, 0x40000
+PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP = 24, 36, 38, 22
+SECCOMP_MODE_FILTER = 2
+KEYCTL_JOIN_SESSION_KEYRING = 1
 _LAST_CAP = 63
 _MAX_REQUEST = 1 << 16
 
@@ -67,6 +73,27 @@ def _status(raw):
 
 
 _SYS_CAPSET = {"x86_64": 126, "aarch64": 91}.get(os.uname().machine)
+_SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def _join_fresh_session_keyring():
+    """A new, empty session keyring owned by the worker's uid (not the server's, not the grader's)."""
+    if _SYS_KEYCTL is None:
+        raise OSError("no keyctl system call number for this architecture")
+    if _libc.syscall(_SYS_KEYCTL, KEYCTL_JOIN_SESSION_KEYRING, None) < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"keyctl(JOIN_SESSION_KEYRING): {os.strerror(err)}")
+
+
+def _install_seccomp(program):
+    """Load the compiled filter (needs no_new_privs); inherited by every process forked after."""
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0), "seccomp")
 
 
 def _clear_inheritable_caps():
@@ -78,13 +105,24 @@ def _clear_inheritable_caps():
     _check(_libc.syscall(_SYS_CAPSET, header, data), "capset")
 
 
-def _become_sandboxed_init(uid, tmp_mb):
-    """In I: private mounts of its own, then no privileges at all."""
+def _become_sandboxed_init(uid, tmp_mb, program, tmp_rebinds):
+    """In I: private mounts of its own, then no privileges, a fresh keyring and the filter."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    # a venv under /tmp is bound into the server's /tmp: keep hold of it across the fresh /tmp
+    held = [(path, os.open(path, os.O_PATH)) for path in tmp_rebinds]
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(tmp_mb)}m,mode=1777")
+    for path, fd in held:
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            os.makedirs(path, mode=0o755, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            open(path, "wb").close()
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        os.close(fd)
     if os.path.isdir("/dev/shm"):
         _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=1777")
-    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     for cap in range(_LAST_CAP + 1):
         _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL past the kernel's last cap: fine
     os.setgroups([])
@@ -92,6 +130,8 @@ def _become_sandboxed_init(uid, tmp_mb):
     os.setuid(uid)  # a non-root uid: permitted and effective capabilities are cleared
     _clear_inheritable_caps()
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    _join_fresh_session_keyring()
+    _install_seccomp(program)
     os.chdir("/tmp")
 
 
@@ -123,10 +163,10 @@ def _run_worker(fds, rlimits):
     os._exit(code)
 
 
-def _init_main(uid, tmp_mb, fds, rlimits):
+def _init_main(uid, tmp_mb, fds, rlimits, program, tmp_rebinds):
     """I: pid 1 of the submission's namespace. Never returns."""
     try:
-        _become_sandboxed_init(uid, tmp_mb)
+        _become_sandboxed_init(uid, tmp_mb, program, tmp_rebinds)
     except BaseException as exc:  # noqa: BLE001 -- report on the output pipe, then die
         os.write(fds[2], f"[hwgrader fork server: sandbox setup failed: {exc}]\n".encode())
         os._exit(70)
@@ -153,8 +193,9 @@ def _init_main(uid, tmp_mb, fds, rlimits):
 
 
 class ForkServer:
-    def __init__(self, ctrl):
+    def __init__(self, ctrl, program, tmp_rebinds):
         self.ctrl = ctrl
+        self.program, self.tmp_rebinds = program, tmp_rebinds
         self.reaped = {}  # pid -> status, for deaths noticed before they were asked about
 
     def spawn(self, req, fds):
@@ -171,7 +212,8 @@ class ForkServer:
                 i = os.fork()
                 if i == 0:
                     os.close(report_w)
-                    _init_main(int(req["uid"]), int(req["tmp_mb"]), fds, str(req["rlimits"]))
+                    _init_main(int(req["uid"]), int(req["tmp_mb"]), fds, str(req["rlimits"]), self.program,
+                               self.tmp_rebinds)
                 os.write(report_w, str(i).encode())
             finally:
                 os._exit(0)
@@ -238,7 +280,18 @@ class ForkServer:
 
 def main():
     ctrl_fd = int(sys.argv[1])
-    paths = sys.argv[sys.argv.index("--path") + 1].split(os.pathsep) if "--path" in sys.argv else []
+
+    def option(name):
+        value = sys.argv[sys.argv.index(name) + 1] if name in sys.argv else ""
+        return [p for p in value.split(os.pathsep) if p]
+
+    paths = option("--path")
+    tmp_rebinds = option("--tmp-rebind")
+    seccomp_fd = int(sys.argv[sys.argv.index("--seccomp-fd") + 1])
+    with os.fdopen(seccomp_fd, "rb") as f:
+        program = f.read()
+    if not program or len(program) % 8:
+        raise SystemExit(f"fork server: a seccomp program of {len(program)} bytes")
     sys.path.extend(p for p in paths if p not in sys.path)
     import worker  # noqa: F401  -- numpy and the protocol, imported once for every submission
 
@@ -250,7 +303,7 @@ def main():
     _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "subreaper")
     ctrl = socket.socket(fileno=ctrl_fd)
     ctrl.send(json.dumps({"ok": True, "ready": True}).encode())
-    ForkServer(ctrl).serve()
+    ForkServer(ctrl, program, tmp_rebinds).serve()
     os._exit(0)
 
 
