@@ -127,6 +127,7 @@ def _grade(args) -> int:
     if not args.submissions.is_dir():
         raise UsageError(f"submissions folder not found: {args.submissions}")
     started = time.monotonic()
+    _rubric_path(args)  # a usage error first: probing the sandbox takes a moment
     isolation = _choose_isolation(args, allow_process=False)
     with Sandbox(isolation, slots=args.jobs) as sandbox:
         with ThreadPoolExecutor(max_workers=1) as background:

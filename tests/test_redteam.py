@@ -21,6 +21,7 @@ fork bombs, writing into the project tree) are not run there.
 
 from __future__ import annotations
 
+import ctypes
 import glob
 import os
 import shutil
@@ -57,6 +58,8 @@ RUNAWAY = {"timeout", "crash", "memory", "exception"}
 #             "advisory": scores what honest code scores (the check runs in the untrusted worker)
 #             "danger": not run under process isolation when the worker runs as root
 #             "in-process": must hold at every level
+#             "seccomp": stopped by the seccomp filter (expected breach under unshare and process)
+#             "uid": stopped by a uid of its own (expected breach under process as an ordinary user)
 F = "urn_emissions"
 EXPECT: dict[str, tuple[str, set, str]] = {
     # reading the host
@@ -117,6 +120,17 @@ EXPECT: dict[str, tuple[str, set, str]] = {
     "kill_everything": (F, WRONG | {"crash", "timeout"}, "danger"),
     "huge_output": (F, RUNAWAY | {"rejected"}, "in-process"),
     "many_files": (F, WRONG, "in-process"),
+    # kernel objects: keyrings (every level gives each worker a fresh one), uids, system calls
+    "keyring_read": (F, WRONG, "in-process"),
+    "keyring_add": (F, WRONG, "in-process"),
+    "keyring_clear": (F, WRONG, "in-process"),
+    "user_keyring_write": (F, WRONG, "in-process"),
+    "user_keyring_read": (F, WRONG, "uid"),          # graded after user_keyring_write
+    "kernel_surface": (F, WRONG, "seccomp"),
+    "root_only_write": (F, WRONG, "host-write"),
+    "loopback_connect": (F, WRONG, "net"),
+    "leftover_processes": (F, WRONG, "danger"),
+    "editable_finder": (F, WRONG, "host-read"),
 }
 
 LIMITS = dict(call_seconds=2, load_seconds=5, submission_seconds=6, memory_mb=512, cpu_seconds=4,
@@ -142,6 +156,27 @@ def _worker_shares_grader_uid(iso: Isolation) -> bool:
     """Under process isolation as an ordinary user the worker is the grader's own uid: kill(-1)
     or a fork bomb would hit the test run itself."""
     return iso is Isolation.PROCESS and not is_root()
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+SYS_ADD_KEY, SYS_KEYCTL = 248, 250
+KEYCTL_SEARCH, KEYCTL_READ, KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING = 10, 11, -3, -4
+
+
+def _plant_key(description: str, payload: bytes) -> int:
+    """A secret in this thread's session keyring (what a grader's login session would hold)."""
+    key = _libc.syscall(SYS_ADD_KEY, b"user", description.encode(), payload, len(payload), KEY_SPEC_SESSION_KEYRING)
+    assert key > 0, f"could not plant a key: errno {ctypes.get_errno()}"
+    return key
+
+
+def _find_key(ring: int, description: str) -> bytes | None:
+    key = _libc.syscall(SYS_KEYCTL, KEYCTL_SEARCH, ring, b"user", description.encode(), 0)
+    if key <= 0:
+        return None
+    buf = ctypes.create_string_buffer(256)
+    n = _libc.syscall(SYS_KEYCTL, KEYCTL_READ, key, buf, 256)
+    return buf.raw[:n] if n >= 0 else None
 
 
 def _marker_pids(marker: str) -> list[int]:
@@ -183,6 +218,7 @@ def test_redteam_batch(iso, plan, tmp_path):
     isolation_levels.require_working(iso)
     token = uuid.uuid4().hex[:12]
     marker = f"hwgmark{token}"
+    key_desc, key_secret = f"hwgrader-redteam-{token}", f"secret-{token}".encode()
     sentinel_glob = [f"/tmp/hwgrader-pwned-{token}-*", f"/dev/shm/hwgrader-pwned-{token}-*",
                      f"/var/tmp/hwgrader-pwned-{token}-*"]
     out_dir = Path(tempfile.mkdtemp(prefix="hwgrader-redteam-out-"))
@@ -206,7 +242,7 @@ def test_redteam_batch(iso, plan, tmp_path):
         text = (ATTACKS / f"{name}.py").read_text()
         text = (text.replace("__SENTINEL__", f"/tmp/hwgrader-pwned-{token}-{name}")
                 .replace("__PORT__", str(port)).replace("__OUTDIR__", str(out_dir))
-                .replace("__MARKER__", marker))
+                .replace("__MARKER__", marker).replace("__ROOT__", str(ROOT)).replace("__KEYDESC__", key_desc))
         p = src_dir / f"{name}.py"
         p.write_text(text)
         paths.append(p)
@@ -214,9 +250,17 @@ def test_redteam_batch(iso, plan, tmp_path):
         shutil.copyfile(src, src_dir / f"{name}.py")
         paths.append(src_dir / f"{name}.py")
     planted = [ROOT / "grader" / f"{marker}.py", ROOT / "reference" / f"{marker}.py", out_dir / f"{marker}-pwned"]
+    import numpy
+    planted += [Path(d) / f"{marker}-rootonly" for d in
+                ("/root", "/etc", "/usr/local", "/var/lib", "/opt", "/", os.path.dirname(numpy.__file__),
+                 os.path.dirname(os.path.dirname(numpy.__file__)))]
 
     alone = {name: grade_submission(src_dir / f"{name}.py", plan, isolation=iso) for name in CONTROLS}
     first_uid = allocator().issued().stop
+    # planted now, in the thread that starts the batch: its threads (and, unprotected, their
+    # workers) inherit this session keyring
+    _plant_key(key_desc, key_secret)
+    assert _find_key(KEY_SPEC_SESSION_KEYRING, key_desc) == key_secret
     t0 = time.monotonic()
     try:
         writers = WriterChain(default_writers(out_dir, plan))
@@ -240,6 +284,12 @@ def test_redteam_batch(iso, plan, tmp_path):
         sentinels = sorted(s for g in sentinel_glob for s in glob.glob(g))
         written = [str(p) for p in planted if p.exists()]
         leftovers = _marker_pids(marker)
+        keyring_found = []
+        if _find_key(KEY_SPEC_SESSION_KEYRING, key_desc) != key_secret:
+            keyring_found.append("the key planted in the grader's session keyring is gone")
+        if _find_key(KEY_SPEC_SESSION_KEYRING, f"{marker}-added") is not None:
+            keyring_found.append("a worker added a key to the grader's session keyring")
+        user_key_added = _find_key(KEY_SPEC_USER_KEYRING, f"{marker}-added") is not None
         # every uid a worker of this batch ran as (none when the grader is not root)
         batch_uids = set(range(first_uid, allocator().issued().stop))
         assert bool(batch_uids) == is_root(), "a root grader gives each worker a uid of its own"
@@ -272,7 +322,9 @@ def test_redteam_batch(iso, plan, tmp_path):
         others = sum(c.score for q in r.questions for c in q.cases if c.function != function)
         table.append(f"{name:26s} {'/'.join(sorted(got)):22s} {score:g}")
         want_score = honest_bw if cat == "advisory" and got == {"passed"} else 0.0
-        breach_ok = iso == "process" and cat in ("host-read", "host-write", "net")
+        breach_ok = (iso is Isolation.PROCESS and cat in ("host-read", "host-write", "net")) \
+            or (cat == "seccomp" and iso in (Isolation.UNSHARE, Isolation.PROCESS)) \
+            or (cat == "uid" and shares_uid)
         if abs(score - want_score) > 1e-9 or others:
             (expected_breaches if breach_ok else problems).append(
                 f"{name}: scored {score:g} on {function} (+{others:g} elsewhere), verdicts {got}")
@@ -288,6 +340,9 @@ def test_redteam_batch(iso, plan, tmp_path):
             (expected_breaches if iso == "process" else problems).append(f"{what}: {found}")
     if leftovers:
         problems.append(f"processes left behind: {leftovers}")
+    problems.extend(keyring_found)
+    if user_key_added:  # possible only for a worker running as the grader's own uid
+        (expected_breaches if shares_uid else problems).append("a worker added a key to the grader's user keyring")
     if uid_left:
         problems.append(f"processes of the worker uids left behind: {uid_left}")
 
@@ -308,4 +363,5 @@ def test_redteam_batch(iso, plan, tmp_path):
     print(report)
     assert not problems, "\n".join(problems) + "\n\n" + report
     if expected_breaches:
-        pytest.xfail(f"{iso} has no namespaces, expected breaches: " + "; ".join(expected_breaches))
+        pytest.xfail(f"{iso}: breaches this level does not stop (docs/threat-model.md): "
+                     + "; ".join(expected_breaches))

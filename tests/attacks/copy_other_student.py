@@ -4,7 +4,7 @@ import numpy as np
 
 
 def urn_emissions(red, blue):
-    for path in glob.glob("/work/main/submissions/*.py") + glob.glob("/work/**/correct_module.py", recursive=True):
+    for path in glob.glob("__ROOT__/submissions/*.py") + glob.glob("/work/**/correct_module.py", recursive=True):
         try:
             ns = {}
             exec(open(path).read(), ns)

@@ -13,7 +13,7 @@ def urn_emissions(red, blue):
         libc.setuid(0)
         libc.unshare(0x10000000)  # CLONE_NEWUSER
         if os.geteuid() == 0:
-            sys.path.insert(0, "/work/main")
+            sys.path.insert(0, "__ROOT__")
             from reference.q4_hmm import urn_emissions as ref
             return ref(red, blue)
     except BaseException:

@@ -9,7 +9,7 @@ def _candidates():
     seen = set()
     while pid > 0 and pid not in seen:
         seen.add(pid)
-        for p in (f"/proc/{pid}/cwd", f"/proc/{pid}/root/work/main"):
+        for p in (f"/proc/{pid}/cwd", f"/proc/{pid}/root__ROOT__"):
             yield p
         try:
             env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")

@@ -16,7 +16,7 @@ def urn_emissions(red, blue):
                 lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
                 mem.seek(lo)
                 if b"def urn_emissions" in mem.read(min(hi - lo, 1 << 20)):
-                    sys.path.insert(0, "/work/main")
+                    sys.path.insert(0, "__ROOT__")
                     from reference.q4_hmm import urn_emissions as ref
                     return ref(red, blue)
         except BaseException:
