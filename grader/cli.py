@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--rubric", type=Path, help="rubric file (default: the kit's public cases)")
     check.add_argument("--report", type=Path, help="HTML report path (default: <student>-report.html)")
     check.add_argument("--isolation", choices=ISOLATIONS, default="auto")
+    check.add_argument("--junit", type=Path, metavar="PATH", help="also write the public tests as JUnit XML")
+    check.add_argument("--github", action="store_true",
+                       help="GitHub Actions: step summary, one annotation per question, Classroom points line")
 
     reference = commands.add_parser("reference", help="print the reference answers to the lecture's instances")
     reference.add_argument("--rubric", type=Path)
@@ -194,7 +197,25 @@ def _check(args) -> int:
     write_student_report(result, report, title=plan.title)
     passed = print_check_table(result, sys.stdout)
     print(f"\nReport: {report}")
+    for writer in _ci_writers(args, result):
+        writer.submission(result)
+        writer.finish([result])
     return 0 if passed else 1
+
+
+def _ci_writers(args, result) -> list:
+    """The ``check --junit`` / ``--github`` writers, naming the file as the student typed it."""
+    writers = []
+    sources = {result.student: str(args.file)}
+    if args.junit:
+        from grader.integrations.junit import JUnitWriter
+
+        writers.append(JUnitWriter(args.junit, sources))
+    if args.github:
+        from grader.integrations.github import GitHubWriter
+
+        writers.append(GitHubWriter(sources))
+    return writers
 
 
 def _reference(args) -> int:
