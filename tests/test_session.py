@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -438,3 +439,171 @@ def test_required_isolation_is_the_default_here():
         pytest.skip(f"only enforced where {isolation_levels.REQUIRED_ENV} is set (CI)")
     isolation_levels.require_working(need)
     assert isolation_levels.best() is need
+
+
+# ------------------------------------------------------------------ seccomp, keyrings, uids
+
+#: One system call per group of ``grader.sandbox.seccomp.GROUPS`` (+ clone with a namespace flag),
+#: chosen so that *without* the filter it does not fail with EPERM for an unprivileged process
+#: (it succeeds or fails on its arguments first); with the filter every one fails with EPERM.
+SYSCALL_PROBE = r'''
+import ctypes, os, sys
+import numpy as np
+libc = ctypes.CDLL(None, use_errno=True)
+
+def call(nr, *args):
+    return 0 if libc.syscall(nr, *args) >= 0 else ctypes.get_errno()
+
+def clone_newuser():
+    pid = libc.syscall(56, 0x10000000 | 17, 0, 0, 0, 0)   # clone(CLONE_NEWUSER | SIGCHLD)
+    if pid == 0:
+        os._exit(0)
+    if pid > 0:
+        os.waitpid(pid, 0)
+        return 0
+    return ctypes.get_errno()
+
+GROUP_CALLS = {
+    "keyring": lambda: call(250, 0, -3, 0),                                # keyctl(GET_KEYRING_ID, @s)
+    "ptrace": lambda: call(310, os.getpid(), None, 0, None, 0, 0),        # process_vm_readv(self, nothing)
+    "mount": lambda: call(165, b"none", b"/no/such/dir", b"tmpfs", 0, None),  # ENOENT unfiltered
+    "namespace": lambda: call(272, 0),                                      # unshare(0): a no-op unfiltered
+    "clone_namespace": clone_newuser,
+    "bpf": lambda: call(321, 0xffff, None, 0),                              # unknown command: EINVAL
+    "perf": lambda: call(298, None, 0, -1, -1, 0),                          # NULL attr: EFAULT
+    "userfaultfd": lambda: call(323, 1),                                    # UFFD_USER_MODE_ONLY: allowed
+    "kernel": lambda: call(135, 0xffffffff),                                # personality(query)
+    "io_uring": lambda: call(425, 1, None),                                 # NULL params: EFAULT
+}
+ORDER = sorted(GROUP_CALLS)
+
+def syscall_errnos(x):
+    return np.array([float(GROUP_CALLS[g]()) for g in ORDER])
+
+def seccomp_mode(x):
+    status = open("/proc/self/status").read()
+    return float(status.split("Seccomp:")[1].split()[0])
+
+def homework(x):
+    """The homework's libraries still work under the filter: BLAS, LAPACK, scipy, cvxopt's QP."""
+    import scipy.optimize
+    from cvxopt import matrix, solvers
+    solvers.options["show_progress"] = False
+    a = np.random.default_rng(0).normal(size=(50, 50))
+    inv = np.linalg.inv(a @ a.T + np.eye(50))
+    r = scipy.optimize.minimize(lambda v: float(((v - 3) ** 2).sum()), np.zeros(2)).x
+    qp = solvers.qp(matrix([[2.0, 0.0], [0.0, 2.0]]), matrix([-2.0, -4.0]))
+    return float(np.round(r.sum(), 3) + np.round(qp["x"][0] + qp["x"][1], 3) + (inv.shape[0] == 50))
+'''
+SECCOMP_GROUPS = sorted(["keyring", "ptrace", "mount", "namespace", "clone_namespace", "bpf", "perf",
+                         "userfaultfd", "kernel", "io_uring"])
+FILTERED = [p for p in ISOLATIONS if p.values[0].full]
+
+
+@pytest.fixture(scope="module")
+def unfiltered_errnos():
+    """The same calls in a plain process on the host: what each returns without the filter."""
+    import subprocess
+    code = SYSCALL_PROBE + "\nprint(','.join(str(int(v)) for v in syscall_errnos(0)))\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return dict(zip(SECCOMP_GROUPS, (int(v) for v in out.split(","))))
+
+
+@pytest.fixture(scope="module")
+def filtered_errnos():
+    got = {}
+    for param in FILTERED:
+        iso = param.values[0]
+        if isolation_levels.required() is not iso and any(m.name == "skip" for m in param.marks):
+            continue
+        with session(SYSCALL_PROBE, iso, Limits(call_seconds=30, memory_mb=1024)) as s:
+            assert s.load().ok
+            out = s.call("syscall_errnos", [0.0], {}, ["x"], 1)
+            assert out.verdict == "ok", out.message
+            got[iso] = dict(zip(SECCOMP_GROUPS, (int(v) for v in out.outputs[0])))
+            assert s.call("seccomp_mode", [0.0], {}, ["x"], 1).outputs[0] == 2  # SECCOMP_MODE_FILTER
+            after = s.call("homework", [0.0], {}, ["x"], 1)
+            assert after.verdict == "ok" and after.outputs[0] == pytest.approx(6 + 3 + 1), after.message
+    return got
+
+
+@pytest.mark.parametrize("group", SECCOMP_GROUPS)
+def test_seccomp_denies_each_group_and_the_homework_still_runs(group, filtered_errnos, unfiltered_errnos):
+    import errno as errnos
+    if not filtered_errnos:
+        pytest.skip("no level with the seccomp filter works here")
+    if unfiltered_errnos[group] == errnos.EPERM:
+        pytest.fail(f"{group}: the probe call fails with EPERM even unfiltered here; it proves nothing")
+    for iso, got in filtered_errnos.items():
+        assert got[group] == errnos.EPERM, f"{iso}: {group} call returned errno {got[group]}, not EPERM"
+
+
+def test_seccomp_filter_lists_every_group():
+    """The compiled filter denies every call of every group (not only the one probed above)."""
+    import pyseccomp
+    from grader.sandbox import seccomp
+    f = seccomp._build()
+    with tempfile.TemporaryFile("w+") as out:
+        f.export_pfc(out)
+        out.seek(0)
+        text = out.read()
+    arch = pyseccomp.system_arch()
+    for group, names in seccomp.GROUPS.items():
+        for name in names:
+            try:
+                nr = pyseccomp.resolve_syscall(arch, name)
+            except (ValueError, OSError):
+                continue
+            if nr < 0:
+                continue  # not a call of this architecture
+            assert f"if ($syscall == {nr})" in text, f"{group}: {name} ({nr}) is not in the filter"
+    assert len(seccomp.bpf_program()) % 8 == 0
+
+
+@pytest.mark.parametrize("iso", ISOLATIONS)
+def test_fresh_empty_session_keyring_per_worker(iso):
+    """A worker never holds the grader's session keyring: it gets an empty one of its own (and,
+    under the filter, cannot even ask)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    desc = f"hwgrader-test-{os.getpid()}".encode()
+    assert libc.syscall(248, b"user", desc, b"secret", 6, -3) > 0  # add_key to this thread's @s
+    grader_ring = libc.syscall(250, 0, -3, 0)
+    src = f'''
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+def ring(x):
+    return float(libc.syscall(250, 0, -3, 0))            # its session keyring (or -1: denied)
+def find(x):
+    return float(libc.syscall(250, 10, -3, b"user", {desc!r}, 0) > 0)
+'''
+    with session(src, iso) as s:
+        s.load()
+        assert s.call("find", [0.0], {}, ["x"], 1).outputs[0] == 0.0
+        theirs = s.call("ring", [0.0], {}, ["x"], 1).outputs[0]
+        assert theirs != grader_ring
+    assert libc.syscall(250, 10, -3, b"user", desc, 0) > 0  # still in ours
+
+
+def test_no_uid_is_reused_within_a_batch():
+    """One allocator: every worker (restarts included) gets a uid no worker had before."""
+    from grader.sandbox.uids import UidAllocator, allocator
+    a = UidAllocator(5000, count=3)
+    assert [a.take(), a.take(), a.take()] == [5000, 5001, 5002] and list(a.issued()) == [5000, 5001, 5002]
+    with pytest.raises(Exception, match="no worker uid is ever reused"):
+        a.take()
+    if os.geteuid() != 0:
+        pytest.skip("workers keep the grader's uid (in a user namespace of their own) when it is not root")
+    src = "import os\ndef uid(x):\n    return float(os.getuid())\ndef die(x):\n    os._exit(3)\n"
+    seen = []
+    first = allocator().issued().stop
+    with session(src, BEST) as s:
+        s.load()
+        for _ in range(3):
+            seen.append(int(s.call("uid", [0.0], {}, ["x"], 1).outputs[0]))
+            assert s.call("die", [0.0], {}, ["x"], 1).verdict == "crash"  # the next call restarts it
+    with session(src, BEST) as s:
+        s.load()
+        seen.append(int(s.call("uid", [0.0], {}, ["x"], 1).outputs[0]))
+    assert len(set(seen)) == len(seen) == 4, seen
+    assert all(first <= u < allocator().issued().stop for u in seen)

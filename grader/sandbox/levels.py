@@ -3,7 +3,8 @@
 ``Isolation`` names them, strongest first. Every level uses the same channel (three inherited
 pipes: requests, replies, output; never fd 0/1/2), the same scrubbed environment
 (``WORKER_ENV``), the same rlimits (applied by the worker itself before numpy or student code
-is imported) and gives every worker a fresh, empty session keyring (``keyring.py``) and, when
+is imported) and gives every worker a fresh, empty session keyring (``keyring.py``; joined by
+the level's spawner thread, never by the grading thread) and, when
 the grader is root, a uid of its own (``uids.py``). They differ in what the student's code can
 see and do (``docs/threat-model.md`` has the table; each claim there has a test):
 
@@ -36,6 +37,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -135,15 +137,19 @@ def _setpriv(uid: int) -> list[str]:
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
 
 
-def _popen(argv: list[str], env: dict, pipes: WorkerPipes, *, extra_fds: tuple[int, ...] = (),
-           cwd: Optional[str] = None, uid: Optional[int] = None) -> subprocess.Popen:
-    """Start a worker from this thread, with a new empty session keyring (``keyring.py``)."""
+def _popen_with_fresh_keyring(argv: list[str], **kw) -> subprocess.Popen:
+    """(In a level's spawner thread.) A new empty session keyring, then the worker inherits it."""
     keyring.join_fresh_session_keyring()
+    return subprocess.Popen(argv, **kw)
+
+
+def _popen_kwargs(env: dict, pipes: WorkerPipes, *, extra_fds: tuple[int, ...] = (),
+                  cwd: Optional[str] = None, uid: Optional[int] = None) -> dict:
     kw = dict(env=env, pass_fds=(pipes.req_r, pipes.res_w, *extra_fds), close_fds=True,
               start_new_session=True, cwd=cwd, stdin=subprocess.DEVNULL, stdout=pipes.out_w, stderr=pipes.out_w)
     if uid is not None:
         kw.update(user=uid, group=uid, extra_groups=[])
-    return subprocess.Popen(argv, **kw)
+    return kw
 
 
 def _children(pid: int) -> list[int]:
@@ -189,11 +195,23 @@ def _wait(proc, timeout: float) -> None:
 
 
 class Level:
-    """One isolation level. Subclasses fill in ``start`` and ``requirements``."""
+    """One isolation level. Subclasses fill in ``start`` and ``requirements``.
+
+    Workers are started from the level's own long-lived spawner threads, not from the grading
+    thread: the spawner joins a fresh session keyring before each start (the grading thread
+    keeps its own), and bwrap's ``--die-with-parent`` follows the thread that started it, which
+    lives until ``close()``.
+    """
 
     isolation: Isolation
     #: True when the worker's exit status is reported by a shell/bwrap as 128 + signal
     status_via_init = False
+
+    def __init__(self, slots: int = 1):
+        self._spawner = ThreadPoolExecutor(max_workers=max(1, slots), thread_name_prefix="hwgrader-spawn")
+
+    def popen(self, argv: list[str], env: dict, pipes: WorkerPipes, **kw) -> subprocess.Popen:
+        return self._spawner.submit(_popen_with_fresh_keyring, argv, **_popen_kwargs(env, pipes, **kw)).result()
 
     def requirements(self) -> None:
         """Raise ``ProbeFailed`` if something this level needs is missing (fast, no process)."""
@@ -219,7 +237,8 @@ class Level:
         return rc, None
 
     def close(self) -> None:
-        """Release what the level holds for a batch (fork servers)."""
+        """Release what the level holds for a batch (spawner threads, fork servers)."""
+        self._spawner.shutdown(wait=True)
 
 
 # ------------------------------------------------------------------ bubblewrap
@@ -302,7 +321,7 @@ class Bwrap(Level):
             if uid is not None:
                 argv += _setpriv(uid)
             argv += _worker_argv(view.executable, WORKER_DIR_IN_SANDBOX, pipes, limits, view)
-            proc = _popen(argv, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, pipes, extra_fds=(bpf,))
+            proc = self.popen(argv, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, pipes, extra_fds=(bpf,))
         finally:
             os.close(bpf)
         return Started(proc, uid=uid)
@@ -316,13 +335,14 @@ class BwrapFork(Level):
     def __init__(self, slots: int = 1):
         from grader.sandbox.forkpool import ForkPool
 
+        super().__init__(slots)
         self.pool = ForkPool(slots)
 
     def requirements(self) -> None:
         if not is_root():
             raise ProbeFailed("bwrap-fork needs root (its fork server creates namespaces and uids); "
                               "as an ordinary user use --isolation bwrap")
-        Bwrap().requirements()
+        Bwrap.requirements(self)
 
     def warm(self) -> None:
         """Start every slot's fork server now, side by side."""
@@ -339,6 +359,7 @@ class BwrapFork(Level):
 
     def close(self) -> None:
         self.pool.close()
+        super().close()
 
 
 # ------------------------------------------------------------------ unshare(1)
@@ -412,7 +433,7 @@ class Unshare(Level):
                    HWG_LINKS=" ".join(links), HWG_MOUNTS="\n".join(ops), HWG_WDIR=str(INSIDE_DIR),
                    HWG_TMP=f"{int(limits.tmp_mb)}m")
         try:
-            proc = _popen(argv, env, pipes)
+            proc = self.popen(argv, env, pipes)
         except BaseException:
             os.rmdir(mountpoint)
             raise
@@ -452,8 +473,8 @@ class PlainProcess(Level):
             for path in (workdir, worker_dir, *(os.path.join(worker_dir, n) for n in INSIDE_FILES)):
                 os.chown(path, uid, uid)
         try:
-            proc = _popen(_worker_argv(view.executable, worker_dir, pipes, limits, view), env, pipes,
-                          cwd=workdir, uid=uid)
+            proc = self.popen(_worker_argv(view.executable, worker_dir, pipes, limits, view), env, pipes,
+                              cwd=workdir, uid=uid)
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
@@ -476,4 +497,4 @@ def make_level(isolation: Isolation, slots: int = 1) -> Level:
     isolation = Isolation(isolation)
     if isolation is Isolation.BWRAP_FORK:
         return BwrapFork(slots)
-    return {Isolation.BWRAP: Bwrap, Isolation.UNSHARE: Unshare, Isolation.PROCESS: PlainProcess}[isolation]()
+    return {Isolation.BWRAP: Bwrap, Isolation.UNSHARE: Unshare, Isolation.PROCESS: PlainProcess}[isolation](slots)
