@@ -54,13 +54,20 @@ def _parser() -> argparse.ArgumentParser:
     kit = commands.add_parser("kit", help="export the student kit (public tests only, no reference code)")
     kit.add_argument("out", type=Path, metavar="OUT")
     kit.add_argument("--rubric", type=Path)
+
+    serve = commands.add_parser("serve", help="grade the written answers in a local web UI")
+    serve.add_argument("dir", type=Path, metavar="DIR", help="the --out folder of `hwgrader grade`")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=0, help="port (default: 0, a free one)")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"grade": _grade, "check": _check, "reference": _reference, "kit": _kit}[args.command](args)
+        return {"grade": _grade, "check": _check, "reference": _reference, "kit": _kit,
+                "serve": _serve}[args.command](args)
     except HwgraderError as exc:
         print(f"hwgrader: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
@@ -179,6 +186,14 @@ def _kit(args) -> int:
     print(f"Student kit written to {out}: install with `pip install {out}`, "
           f"then run `hwgrader check YOUR_FILE`.")
     return 0
+
+
+def _serve(args) -> int:
+    from grader.gradebook.server import serve
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be 0..65535, got {args.port}")
+    return serve(args.dir, host=args.host, port=args.port)
 
 
 if __name__ == "__main__":  # pragma: no cover
