@@ -195,8 +195,8 @@ def test_answers_arrive_as_text_segments_with_hidden_characters_made_visible(cli
 def test_key_terms_are_highlighted_and_tied_to_rubric_items_without_grading(client, out):
     a = client.get(f"/api/q/q2/a/{_anon(out, 'twin_a')}").json()
     terms = {s[1]: s[2] for s in a["segments"] if s[0] == "k"}
-    assert "Reparameterization" in terms and "取樣" in terms and "不可微" in terms
-    assert terms["不可微"]["items"] == [1, 2]                # criteria 1 and 2 speak of differentiability
+    assert "Reparameterization" in terms and "取樣" in terms and "不可微分" in terms
+    assert terms["不可微分"]["items"] == [1, 2]               # criteria 1 and 2 speak of differentiability
     assert a["hints"]["1"] and a["grade"] is None            # a hint, never a grade
 
 
@@ -407,3 +407,18 @@ def test_the_real_server_prints_its_url_and_refuses_tokenless_requests(out):
     finally:
         printed = stop_server(proc)
     assert "Stopped" in printed
+
+
+def test_hard_wrapped_answers_are_joined_for_reading_only(client, out):
+    from grader.gradebook.server import reflow
+
+    assert reflow("the batch\nmean is used\n\n1. a list\n2. stays\n  indented too") == \
+        "the batch mean is used\n\n1. a list\n2. stays\n  indented too"
+    assert reflow("不可\n微分 and\nEnglish") == "不可微分 and English"
+    anon = _anon(out, "twin_a")
+    with Gradebook.open(out) as gb:
+        gb.store_result(sf._with_answers(sf.fx.perfect_student("twin_a"), "第一行\n第二行", None), "c2", "k")
+    joined = client.get(f"/api/q/q1/a/{anon}").json()
+    written = client.get(f"/api/q/q1/a/{anon}?layout=written").json()
+    assert "".join(s[1] for s in joined["segments"]) == "第一行第二行" and joined["reflowed"]
+    assert "".join(s[1] for s in written["segments"]) == "第一行\n第二行" and not written["reflowed"]

@@ -30,6 +30,7 @@ import getpass
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import signal
 import socket
@@ -89,6 +90,32 @@ def _control_name(ch: str) -> str:
 def _is_hidden(ch: str) -> bool:
     """Characters that would be invisible or reorder text: controls, bidi and zero-width marks."""
     return ch not in "\n\t" and unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp")
+
+
+#: A line that starts a list item, a quote or an indented block keeps its line break when reflowing.
+_KEEPS_BREAK = re.compile(r"\s|[-*•·>#|]|\d+[.)、]|[(（]\d+[)）]|[a-zA-Z][.)]\s")
+
+
+def _wide(ch: str) -> bool:
+    return bool(ch) and unicodedata.east_asian_width(ch) in ("W", "F")
+
+
+def reflow(text: str) -> str:
+    """Join the hard line breaks inside paragraphs (answers pasted from an editor at 80 columns).
+
+    Blank lines, list items and indented lines keep their breaks; two Chinese characters are
+    joined without a space, anything else with one. Only for showing: the stored text is unchanged.
+    """
+    lines = text.replace("\r\n", "\n").split("\n")
+    out = [lines[0]]
+    for line in lines[1:]:
+        prev = out[-1]
+        if prev.strip() and line.strip() and not _KEEPS_BREAK.match(line):
+            head = prev.rstrip()
+            out[-1] = head + ("" if _wide(head[-1:]) and _wide(line[:1]) else " ") + line
+        else:
+            out.append(line)
+    return "\n".join(out)
 
 
 def answer_segments(text: str, terms: Optional[KeyTerms]) -> list[list]:
@@ -440,7 +467,7 @@ class GradingService:
                 return cand.anon_id
         return None
 
-    def detail(self, qid: str, anon: str, names: bool) -> dict:
+    def detail(self, qid: str, anon: str, names: bool, as_written: bool = False) -> dict:
         wq = self.question(qid)
         answers, pos = self._find(qid, anon)
         a = answers[pos]
@@ -457,7 +484,8 @@ class GradingService:
             "prev": answers[pos - 1].anon_id if pos > 0 else None,
             "next": answers[pos + 1].anon_id if pos + 1 < len(answers) else None,
             "missing": a.text is None,
-            "segments": answer_segments(text, terms) if a.text else [],
+            "segments": answer_segments(text if as_written else reflow(text), terms) if a.text else [],
+            "reflowed": not as_written and a.text is not None and reflow(text) != text.replace("\r\n", "\n"),
             "chars": len(text),
             "changed_since_graded": a.changed_since_graded,
             "grade": _grade_json(a.grade),
@@ -493,7 +521,7 @@ class GradingService:
         except InvalidGrade as exc:
             raise ClientError(_anonymous(exc.message, student), 400) from None
         self._touched([student])
-        return self.detail(qid, anon, bool(body.get("names")))
+        return self.detail(qid, anon, bool(body.get("names")), body.get("layout") == "written")
 
     def grade_group(self, qid: str, anon: str, body: dict) -> dict:
         """The same items, adjustment and comment for every answer in ``anon``'s group."""
@@ -513,7 +541,7 @@ class GradingService:
         except InvalidGrade as exc:
             raise ClientError(_anonymous(exc.message, *members), 400) from None
         self._touched(members)
-        result = self.detail(qid, anon, bool(body.get("names")))
+        result = self.detail(qid, anon, bool(body.get("names")), body.get("layout") == "written")
         result["applied_to"] = len(members)
         return result
 
@@ -621,7 +649,8 @@ def create_app(out_dir: Path, access: Access, *, default_grader: Optional[str] =
         return service.listing(request.path_params["qid"], number, _names(request))
 
     def detail(request, _):
-        return service.detail(request.path_params["qid"], request.path_params["anon"], _names(request))
+        return service.detail(request.path_params["qid"], request.path_params["anon"], _names(request),
+                              request.query_params.get("layout") == "written")
 
     def move(request, _):
         qid, anon = request.path_params["qid"], request.path_params["anon"]

@@ -56,9 +56,14 @@
     return payload;
   }
 
+  let asWritten = false;     // false: hard line breaks inside paragraphs joined for reading
+
   function answerUrl(anon, suffix) {
-    return "/api/q/" + encodeURIComponent(qid) + "/a/" + encodeURIComponent(anon) + (suffix || "") +
-      (showNames() ? (suffix && suffix.includes("?") ? "&" : "?") + "names=1" : "");
+    const query = [];
+    if (showNames()) query.push("names=1");
+    if (asWritten) query.push("layout=written");
+    const url = "/api/q/" + encodeURIComponent(qid) + "/a/" + encodeURIComponent(anon) + (suffix || "");
+    return query.length ? url + (url.includes("?") ? "&" : "?") + query.join("&") : url;
   }
 
   // ------------------------------------------------------------------ rendering
@@ -127,7 +132,8 @@
     $("answer-title").textContent = "Answer " + a.pos + " of " + a.count;
     $("answer-name").textContent = a.name ? a.name : "";
     $("answer-name").hidden = !a.name;
-    $("answer-meta").textContent = a.missing ? "no answer handed in" : a.chars + " characters";
+    $("answer-meta").textContent = a.missing ? "no answer handed in" : a.chars + " characters" +
+      (a.reflowed ? " · line breaks joined for reading (w: as written)" : (asWritten ? " · as written (w: joined)" : ""));
     const box = $("answer");
     if (a.missing) {
       box.replaceChildren(el("em", "missing", "(this submission has no answer to " + qid.toUpperCase() + ")"));
@@ -251,7 +257,7 @@
     const adj = parseFloat($("adjustment").value);
     return {
       items, adjustment: Number.isFinite(adj) ? adj : 0, comment: $("comment").value,
-      grader: $("grader").value, names: showNames() ? 1 : 0,
+      grader: $("grader").value, names: showNames() ? 1 : 0, layout: asWritten ? "written" : "reflow",
     };
   }
 
@@ -405,6 +411,7 @@
       case "g": askGroup(); break;
       case "s": $("show-names").checked = !$("show-names").checked; namesChanged(); break;
       case "r": refreshReports(); break;
+      case "w": asWritten = !asWritten; if (current) open(current.anon); break;
       case "q": {
         const i = questionIds.indexOf(qid);
         location.href = "/q/" + encodeURIComponent(questionIds[(i + 1) % questionIds.length]);
