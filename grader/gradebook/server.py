@@ -40,7 +40,7 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional, TextIO
+from typing import Iterable, Optional, TextIO
 from urllib.parse import parse_qs, quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -53,6 +53,7 @@ from starlette.staticfiles import StaticFiles
 
 from grader.errors import GradebookError, UsageError
 from grader.gradebook.answer_groups import group_answers
+from grader.gradebook.incremental import refresh
 from grader.gradebook.key_terms import KeyTerms
 from grader.gradebook.store import Answer, GradeConflict, Gradebook, InvalidGrade, ManualGrade
 
@@ -157,35 +158,11 @@ def answer_segments(text: str, terms: Optional[KeyTerms]) -> list[list]:
 # --------------------------------------------------------------------------- outputs
 
 
-def _stopgap_refresh(out_dir: Path, gb: Gradebook, students: Optional[Iterable[str]]) -> None:
-    """Rewrite the class files and the given students' files from the gradebook."""
-    from grader.outputs.gradescope import write_grades_csv, write_results_json
-    from grader.outputs.report import write_index, write_student_report
-
-    results = gb.results()
-    wanted = None if students is None else set(students)
-    for r in results:
-        if wanted is None or r.student in wanted:
-            write_results_json(r, out_dir / r.student / "results.json")
-            write_student_report(r, out_dir / r.student / "report.html", title=gb.title)
-    write_grades_csv(results, out_dir / "grades.csv", [q.id for q in gb.questions()])
-    write_index(results, out_dir, title=gb.title)
-
-
-def _refresh_function() -> Callable[[Path, Gradebook, Optional[Iterable[str]]], None]:
-    try:
-        from grader.gradebook.outputs import refresh  # the gradebook's own (GRADEBOOK_API.md)
-    except ImportError:
-        return _stopgap_refresh
-    return lambda out_dir, gb, students: refresh(out_dir, students=sorted(students or ()))
-
-
 class OutputRefresher:
     """Rewrites the class files from the gradebook after writes: debounced, in one thread."""
 
     def __init__(self, out_dir: Path, gb: Gradebook, delay: float = REFRESH_DELAY_S):
         self.out_dir, self.gb, self.delay = out_dir, gb, delay
-        self._refresh = _refresh_function()
         self._cond = threading.Condition()
         self._pending: set[str] = set()
         self._last_write = 0.0
@@ -235,7 +212,7 @@ class OutputRefresher:
             students = self._take()
             started = time.monotonic()
             try:
-                self._refresh(self.out_dir, self.gb, students)
+                refresh(self.out_dir, sorted(students), gradebook=self.gb)
             except (GradebookError, OSError) as exc:
                 self.last_error = f"could not update the reports: {exc}"
                 with self._cond:
