@@ -189,6 +189,10 @@ def test_grade_two_answers_with_the_keyboard_and_find_the_totals_everywhere(serv
 
     # ---- back to the first answer with k/j: the grade is still there
     page.keyboard.press("k" if page.locator("#answer-title").text_content() != "Answer 1 of 5" else "j")
+    page.wait_for_function("a => location.hash.slice(1) === a", arg=first)
+    assert page.locator("#score").text_content() == "3.5"
+    assert page.errors == []
+    page.goto("about:blank")            # the page stops polling before its server goes away
 
     printed = server.stop()
     assert "Stopped" in printed

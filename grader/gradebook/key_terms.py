@@ -1,6 +1,6 @@
 """Key terms of the written questions, highlighted in answers as a hint to the grader.
 
-The concepts and their English/Chinese spellings are data (``key_terms.yaml``). A concept
+The concepts and their English/Chinese spellings are data (``key_terms.txt``: one concept per line, spellings separated by ``|``). A concept
 belongs to a rubric item when one of its spellings occurs in the item's criterion text, and
 to the question when it occurs in the prompt. Highlights are a reading aid only: they never
 set, change or pre-select a score.
@@ -14,11 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-import yaml
-
 from grader.errors import RubricError
 
-KEY_TERMS_FILE = Path(__file__).resolve().parent / "key_terms.yaml"
+KEY_TERMS_FILE = Path(__file__).resolve().parent / "key_terms.txt"
 _LATIN = re.compile(r"[A-Za-z]")
 
 
@@ -54,14 +52,19 @@ def _concept(spellings: Sequence[str]) -> Concept:
 @lru_cache(maxsize=4)
 def load_concepts(path: Path = KEY_TERMS_FILE) -> tuple[Concept, ...]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise RubricError(f"{path}: cannot read the key terms: {exc}") from None
-    rows = data.get("concepts") if isinstance(data, dict) else None
-    if not isinstance(rows, list) or not all(
-            isinstance(r, list) and r and all(isinstance(s, str) and s.strip() for s in r) for r in rows):
-        raise RubricError(f"{path}: 'concepts' must be a list of lists of spellings")
-    return tuple(_concept([s.strip() for s in r]) for r in rows)
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RubricError(f"{path}: cannot read the key terms: {exc.strerror}") from None
+    concepts = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        spellings = [s.strip() for s in line.split("|")]
+        if not all(spellings):
+            raise RubricError(f"{path}, line {number}: an empty spelling (two `|` in a row?)")
+        concepts.append(_concept(spellings))
+    return tuple(concepts)
 
 
 @dataclass(frozen=True)
