@@ -51,7 +51,7 @@ CONTROLS = {"ctrl_correct": ROOT / "submissions" / "correct_module.py",
             "ctrl_mistake": ROOT / "submissions" / "mistake_q4_urn_columns_swapped.py"}
 
 WRONG = {"wrong"}
-RUNAWAY = {"timeout", "crash", "memory", "exception"}
+RUNAWAY = {"timeout", "crash", "memory", "exception", "skipped"}  # skipped: it spent the submission's budget
 
 # name -> (attacked function, allowed verdicts on its cases, category)
 #   category: "host-read" / "host-write" / "net": stopped by namespaces only (expected breach under process)

@@ -412,7 +412,7 @@ def test_large_source_and_many_failing_cells():
     units = [{"cell": 1, "filename": "big.ipynb [cell 1]", "source": big}]
     units += [{"cell": i, "filename": f"big.ipynb [cell {i}]", "source": "def g(:\n" + "x" * 30_000 + "\n"}
               for i in range(2, 300)]
-    with session(units) as s:
+    with session(units, limits=Limits(call_seconds=10, load_seconds=60, submission_seconds=120, memory_mb=1024)) as s:
         rep = s.load()
         assert rep.ok and len(rep.cell_failures) == 298
         assert s.call("f", [0.0], {}, ["x"], 1).outputs[0] == 400_000

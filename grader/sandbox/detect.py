@@ -111,7 +111,8 @@ def choose(required: Optional[Isolation | str] = None, *, allow_process: bool = 
         if why is None:
             return Detection(level, tuple(failures))
         failures.append((level, why))
-    raise IsolationUnavailable(
-        "no sandbox works here (" + "; ".join(f"{lvl}: {why}" for lvl, why in failures) + "); fix one of these, "
-        "or grade unsandboxed with --isolation process (development only: student code can then read "
-        "and write everything your user can)")
+    reasons = "no sandbox works here (" + "; ".join(f"{lvl}: {why}" for lvl, why in failures) + "); fix one of these"
+    if allow_process:
+        raise IsolationUnavailable(reasons)
+    raise IsolationUnavailable(reasons + ", or grade unsandboxed with --isolation process (development only: "
+                               "student code can then read and write everything your user can)")
