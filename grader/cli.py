@@ -155,11 +155,11 @@ def _grade(args) -> int:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     if not args.submissions.is_dir():
         raise UsageError(f"submissions folder not found: {args.submissions}")
-    _rubric_path(args)  # a usage error first: probing the sandbox takes a moment
-    isolation = _choose_isolation(args, allow_process=False)  # fail closed before anything is written
     args.out.mkdir(parents=True, exist_ok=True)
     gradebook = Gradebook.open(args.out, create=True)  # a damaged or foreign file stops us here
     started = time.monotonic()
+    _rubric_path(args)  # a usage error first: probing the sandbox takes a moment
+    isolation = _choose_isolation(args, allow_process=False)  # fail closed before anything is graded
     with Sandbox(isolation, slots=args.jobs) as sandbox:
         with ThreadPoolExecutor(max_workers=1) as background:
             # Warming the sandbox (fork servers) waits on processes; building the reference plan
