@@ -16,20 +16,12 @@ import numpy as np
 
 from grader.grading.verdicts import Verdict
 
-#: Plain words for each verdict (derived from :class:`Verdict`, kept for callers that index by word).
-VERDICT_WORDS: dict[str, str] = {v.value: v.label for v in Verdict}
-
-
 def fmt_points(x: float, digits: int = 2) -> str:
     """How every writer shows points: ``20.0`` -> ``"20"``, ``13.5`` -> ``"13.5"``, ``2/3`` -> ``"0.67"``."""
     x = round(float(x), digits)
     if x == int(x):
         return str(int(x))
     return f"{x:.{digits}f}".rstrip("0").rstrip(".")
-
-
-#: Verdicts that mean the run itself broke, listed apart in the class overview (derived).
-RUN_FAILURES = frozenset(v for v in Verdict if v.run_failure)
 
 
 @dataclass
@@ -208,7 +200,8 @@ class SubmissionResult:
 # versioned (``RESULTS_JSON_VERSION``) and a stored result of another version is re-graded.
 
 #: Bump when a field of these dataclasses changes meaning or is removed.
-RESULTS_JSON_VERSION = 1
+#: 2: ``output`` holds only what was printed before the first hidden case (``hidden_output`` the rest).
+RESULTS_JSON_VERSION = 2
 
 
 def _encode(value: Any) -> Any:
