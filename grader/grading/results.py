@@ -156,6 +156,7 @@ class SubmissionResult:
     hidden_output_truncated: bool = False
     hidden_incidents: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    hwgrader_failed: bool = False           # hwgrader's own failure, not the student's: regrade on the next run
 
     @property
     def score(self) -> float:
