@@ -35,20 +35,33 @@ def exit_code(args) -> int:
     return 17 + h.digest()[0] % 200
 
 
-def student_visible(out_dir: Path, student: str) -> str:
+def _files(out_dir: Path, student: str, result=None) -> tuple[str, dict]:
+    """(report.html, results.json) as written; rendered again from ``result`` when another
+    attack replaced them (``overwrite_reports`` can, where workers may write the reports folder)."""
+    data = json.loads((out_dir / student / "results.json").read_text(encoding="utf-8"))
+    page = (out_dir / student / "report.html").read_text(encoding="utf-8")
+    if "extra_data" not in data and result is not None:
+        from grader.outputs.gradescope import results_json
+        from grader.outputs.report import render_student_report
+        data, page = results_json(result), render_student_report(result)
+    return page, data
+
+
+def student_visible(out_dir: Path, student: str, result=None) -> str:
     """Everything of a student's files that the student reads."""
-    data = json.loads((out_dir / student / "results.json").read_text(encoding="utf-8"))
+    page, data = _files(out_dir, student, result)
     data.get("extra_data", {}).pop("instructor", None)
-    return (out_dir / student / "report.html").read_text(encoding="utf-8") + json.dumps(data, ensure_ascii=False)
+    return page + json.dumps(data, ensure_ascii=False)
 
 
-def instructor_only(out_dir: Path, student: str) -> str:
-    data = json.loads((out_dir / student / "results.json").read_text(encoding="utf-8"))
+def instructor_only(out_dir: Path, student: str, result=None) -> str:
+    _, data = _files(out_dir, student, result)
     return json.dumps(data["extra_data"]["instructor"], ensure_ascii=False)
 
 
-def leak_problems(out_dir: Path, plan, graded: set[str]) -> list[str]:
-    """Problems found for the hidden-case attacks among ``graded`` students (empty: no leak)."""
+def leak_problems(out_dir: Path, plan, graded: dict) -> list[str]:
+    """Problems found for the hidden-case attacks among ``graded`` (student -> SubmissionResult,
+    or a set of names); empty: no leak."""
     cases = [c for c in plan.cases if c.function == FUNCTION]
     public = [c for c in cases if c.visibility == "public"]
     hidden = [c for c in cases if c.visibility != "public"]
@@ -57,7 +70,8 @@ def leak_problems(out_dir: Path, plan, graded: set[str]) -> list[str]:
     for name in ATTACKS:
         if name not in graded:
             continue
-        seen, instructor = student_visible(out_dir, name), instructor_only(out_dir, name)
+        result = graded.get(name) if isinstance(graded, dict) else None
+        seen, instructor = student_visible(out_dir, name, result), instructor_only(out_dir, name, result)
         if name == "hidden_exit_code":
             public_codes = {exit_code(c.args) for c in public}
             for c in hidden:

@@ -321,7 +321,7 @@ def test_redteam_batch(iso, plan, tmp_path):
         if a != b:
             problems.append(f"{name}: graded alone {[x for x in a if x not in b]}, "
                             f"in the batch {[x for x in b if x not in a]}")
-    problems += leak_problems(out_dir, plan, set(by_name))
+    problems += leak_problems(out_dir, plan, by_name)
     shutil.rmtree(out_dir, ignore_errors=True)
 
     report = "\n".join([f"isolation {iso}: batch of {len(paths)} in {batch_seconds:.1f} s"] + table)
