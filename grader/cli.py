@@ -54,13 +54,22 @@ def _parser() -> argparse.ArgumentParser:
     kit = commands.add_parser("kit", help="export the student kit (public tests only, no reference code)")
     kit.add_argument("out", type=Path, metavar="OUT")
     kit.add_argument("--rubric", type=Path)
+
+    audit = commands.add_parser("audit", help="which cases catch each known mistake; exit 1 if one is never caught")
+    audit.add_argument("--rubric", type=Path, help=f"rubric file (default: {DEFAULT_RUBRIC})")
+
+    mistakes = commands.add_parser("mistakes", help="print a @mistake skeleton for each shared wrong answer "
+                                                    "no known mistake explains (from the last grade into DIR)")
+    mistakes.add_argument("dir", type=Path, metavar="DIR")
+    mistakes.add_argument("--rubric", type=Path, help=f"rubric file (default: {DEFAULT_RUBRIC})")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"grade": _grade, "check": _check, "reference": _reference, "kit": _kit}[args.command](args)
+        return {"grade": _grade, "check": _check, "reference": _reference, "kit": _kit,
+                "audit": _audit, "mistakes": _mistakes}[args.command](args)
     except HwgraderError as exc:
         print(f"hwgrader: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
@@ -124,7 +133,7 @@ def _grade(args) -> int:
     if not paths:
         print(f"hwgrader: no .py or .ipynb submissions in {args.submissions}", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
-    writers = WriterChain(default_writers(args.out, plan))
+    writers = WriterChain(default_writers(args.out, plan) + [_similarity_writer(args.out, plan)])
     results, internal_errors = grade_all(paths, plan, jobs=args.jobs, isolation=isolation,
                                          on_result=writers.submission)
     writers.finish(results)
@@ -138,6 +147,12 @@ def _grade(args) -> int:
             print(f"hwgrader: error: grading failed for {line}", file=sys.stderr)
         return 3
     return 0
+
+
+def _similarity_writer(out: Path, plan):
+    from grader.similarity.writer import SimilarityWriter, load_base
+
+    return SimilarityWriter(out, plan, base=load_base([plan.reference_dir] if plan.reference_dir else []))
 
 
 def _check(args) -> int:
@@ -178,6 +193,33 @@ def _kit(args) -> int:
     out = export_kit(_full_plan(args), args.out, repo_root=PACKAGE_DIR.parent)
     print(f"Student kit written to {out}: install with `pip install {out}`, "
           f"then run `hwgrader check YOUR_FILE`.")
+    return 0
+
+
+def _audit(args) -> int:
+    from grader.insight.audit import audit_plan, print_audit
+
+    audit = audit_plan(_full_plan(args))
+    print_audit(audit, sys.stdout)
+    return 1 if audit.uncaught else 0
+
+
+def _mistakes(args) -> int:
+    from grader.assignment.registry import ReferenceSet
+    from grader.grading.clusters import read_clusters_json
+    from grader.insight.mistakes import mistake_skeletons
+
+    clusters = read_clusters_json(args.dir / "clusters.json")
+    if not clusters:
+        print(f"No wrong output in {args.dir} is shared by several students without a known mistake "
+              f"explaining it.")
+        return 0
+    from grader.assignment.rubric import load_rubric
+
+    refs = ReferenceSet.load(load_rubric(_rubric_path(args)).reference_dir)
+    unknown = [c for c in clusters if c.function in refs.functions]
+    print("# Add these to the reference package (they need `from grader.assignment.registry import mistake`).\n")
+    print("\n\n".join(mistake_skeletons(unknown, refs)))
     return 0
 
 

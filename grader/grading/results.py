@@ -98,6 +98,10 @@ class CaseResult:
     mutated: list[str] = field(default_factory=list)  # argument names the call modified
     traceback: Optional[str] = None              # student's traceback for "exception"
     seconds: float = 0.0
+    #: The outputs received on a failed comparison (wrong values, shape or NaN), public or hidden,
+    #: for the instructor's class analysis (wrong-answer clusters, similarity) in the parent only.
+    #: No student-facing writer reads it: hidden values never reach a student.
+    received: Optional[tuple[np.ndarray, ...]] = None
 
     @property
     def name(self) -> str:
@@ -164,6 +168,9 @@ class SubmissionResult:
     output_truncated: bool = False
     incidents: list[str] = field(default_factory=list)  # "baum_welch timed out after 10 s; worker restarted"
     seconds: float = 0.0
+    #: The code as read (``{"cell", "filename", "source"}`` per module or notebook code cell),
+    #: for the instructor's similarity report; parsed, never run, in the parent.
+    sources: list[dict] = field(default_factory=list)
 
     @property
     def score(self) -> float:

@@ -40,7 +40,8 @@ class StudentFiles:
 
 
 class ClassFiles:
-    """``<out>/grades.csv`` and ``index.html``, written once the whole class is graded."""
+    """``<out>/grades.csv``, ``index.html`` (with the wrong-answer clusters) and ``clusters.json``,
+    written once the whole class is graded."""
 
     def __init__(self, out_dir: Path, plan: Plan):
         self.out_dir, self.plan = Path(out_dir), plan
@@ -49,11 +50,14 @@ class ClassFiles:
         pass
 
     def finish(self, results: Sequence[SubmissionResult]) -> None:
+        from grader.grading.clusters import write_clusters_json, wrong_answer_clusters
         from grader.outputs.gradescope import write_grades_csv
         from grader.outputs.report import write_index
 
         write_grades_csv(results, self.out_dir / "grades.csv", [q.id for q in self.plan.questions])
-        write_index(results, self.out_dir, title=self.plan.title)
+        clusters = wrong_answer_clusters(results, self.plan)
+        write_index(results, self.out_dir, title=self.plan.title, clusters=clusters)
+        write_clusters_json(clusters, self.out_dir / "clusters.json")
 
 
 def default_writers(out_dir: Path, plan: Plan) -> list[Writer]:
