@@ -153,7 +153,7 @@ def test_audit_of_the_homework_rubric_passes_and_is_the_readme_table():
 @pytest.mark.parametrize("got, expected, words", [
     (np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[1.0, 3.0], [2.0, 4.0]]).T.T, "is wrong at 2 of 4 entries"),
     (np.array([[1.0, 3.0], [2.0, 4.0]]).T.copy(), np.array([[1.0, 3.0], [2.0, 4.0]]), "is wrong at 2 of 4"),
-    (np.arange(6.0).reshape(3, 2), np.arange(6.0).reshape(2, 3), "is the transpose of the expected output"),
+    (np.arange(6.0).reshape(2, 3).T, np.arange(6.0).reshape(2, 3), "is the transpose of the expected output"),
     (np.arange(6.0).reshape(3, 2), np.arange(4.0).reshape(2, 2), "has shape (3, 2) instead of (2, 2)"),
     (np.array([2.0, 4.0, -6.0]), np.array([1.0, 2.0, -3.0]), "= expected × 2 everywhere"),
     (np.array([1.5, 2.5, -2.5]), np.array([1.0, 2.0, -3.0]), "= expected + 0.5 everywhere"),
