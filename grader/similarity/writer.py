@@ -1,9 +1,8 @@
 """Similarity as a writer on the seam: fingerprints as each student is graded, the ranking at the end.
 
 ``SimilarityWriter.submission`` fingerprints one result's code (in the
-grading threads, overlapping the sandboxed runs); ``finish`` ranks the
-class and writes ``similarity.html`` / ``similarity.csv``. Results handed
-only to ``finish`` (reused from an earlier run) are fingerprinted there.
+grading threads, overlapping the sandboxed runs); ``finish`` ranks
+everyone it has seen and writes ``similarity.html`` / ``similarity.csv``.
 """
 
 from __future__ import annotations
@@ -65,7 +64,11 @@ class SimilarityWriter:
             self.prints[result.student] = printed
 
     def finish(self, results: Sequence[SubmissionResult]) -> None:
+        """Rank everyone seen (reused results arrive through ``submission`` too) and write the files."""
         with self.lock:
-            prints = [self.prints.get(r.student) or code_print(r, self.handout) for r in results]
-        self.ranking = rank_pairs(prints, self.base)
+            prints = dict(self.prints)
+        for r in results:
+            if r.student not in prints:
+                prints[r.student] = code_print(r, self.handout)
+        self.ranking = rank_pairs([prints[s] for s in sorted(prints)], self.base)
         write_similarity(self.ranking, self.out_dir, title=self.plan.title)
