@@ -189,3 +189,12 @@ def test_grade_writes_similarity_files_most_similar_first(graded_batch):
     assert "similar" in html
     for verdict in ("copied", "plagiar", "cheat"):
         assert verdict not in html.lower()
+
+
+def test_a_rerun_that_reuses_every_result_gives_the_same_similarity(graded_batch, tmp_path):
+    before = (graded_batch / "similarity.csv").read_text(encoding="utf-8")
+    subs = graded_batch.parent / "subs"
+    proc = _hwgrader("grade", str(subs), "--out", str(graded_batch))
+    assert proc.returncode == 0, proc.stderr
+    assert "reused 5 unchanged" in proc.stdout
+    assert (graded_batch / "similarity.csv").read_text(encoding="utf-8") == before

@@ -27,9 +27,12 @@ comments (normalised for whitespace and case). Nothing here runs the code.
 from __future__ import annotations
 
 import ast
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
+
+import numpy as np
 
 #: Tokens per k-gram. A statement such as ``mu = x.mean(axis=0)`` is about 7 tokens.
 K = 7
@@ -124,7 +127,7 @@ def base_hashes(sources: Iterable[str]) -> set[int]:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 continue
             tokens, _, _ = _tokens([node], defined, aliases)
-            out.update(h for h, _, _ in _kgrams(tokens))
+            out.update(_kgrams(tokens)[0])
     return out
 
 
@@ -261,25 +264,52 @@ def _tokens(nodes: list[ast.AST], defined: set[str],
     return tokens, lines, bound - params
 
 
-def _kgrams(tokens: list[str]) -> list[tuple[int, int, int]]:
-    """Winnowed fingerprints: ``(hash, first token, last token)`` of the selected k-grams."""
+#: Token -> a 64-bit id that is the same in every process (``hash()`` of a str is salted per run,
+#: which would make winnowing pick other k-grams on every run).
+_TOKEN_IDS: dict[str, int] = {}
+_TOKEN_CACHE_LIMIT = 1_000_000
+_MULTIPLIER = np.uint64(0x100000001B3)  # FNV-1a 64-bit prime: a good spread for the polynomial
+
+
+def _token_id(token: str) -> int:
+    value = _TOKEN_IDS.get(token)
+    if value is None:
+        if len(_TOKEN_IDS) > _TOKEN_CACHE_LIMIT:
+            _TOKEN_IDS.clear()
+        value = _TOKEN_IDS[token] = int.from_bytes(
+            hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+    return value
+
+
+def _kgrams(tokens: list[str], lines: Optional[list[int]] = None) -> tuple[list[int], list[tuple[int, int]]]:
+    """Winnowed fingerprints of ``tokens``: the k-gram hashes kept, and (when ``lines`` are given)
+    the first and last line each covers."""
     n = len(tokens)
     if n == 0:
-        return []
-    if n < K:
-        return [(hash(tuple(tokens)), 0, n - 1)]
-    hashes = [hash(tuple(tokens[i:i + K])) for i in range(n - K + 1)]
-    if len(hashes) <= WINDOW:
-        i = min(range(len(hashes)), key=lambda j: (hashes[j], -j))
-        return [(hashes[i], i, i + K - 1)]
-    chosen: dict[int, None] = {}
-    for start in range(len(hashes) - WINDOW + 1):
-        window = hashes[start:start + WINDOW]
-        low = min(window)
-        # the rightmost minimum, so that consecutive windows keep choosing the same k-gram
-        i = start + WINDOW - 1 - window[::-1].index(low)
-        chosen[i] = None
-    return [(hashes[i], i, i + K - 1) for i in chosen]
+        return [], []
+    ids = np.fromiter((_token_id(t) for t in tokens), dtype=np.uint64, count=n)
+    k = min(K, n)
+    m = n - k + 1
+    with np.errstate(over="ignore"):
+        hashes = ids[:m].copy()
+        for j in range(1, k):
+            hashes = hashes * _MULTIPLIER + ids[j:j + m]
+    if m <= WINDOW:
+        chosen = np.array([m - 1 - int(np.argmin(hashes[::-1]))])
+    else:
+        windows = np.lib.stride_tricks.sliding_window_view(hashes, WINDOW)
+        # the rightmost minimum of each window, so that consecutive windows keep the same k-gram
+        chosen = np.unique(np.arange(len(windows)) + WINDOW - 1 - np.argmin(windows[:, ::-1], axis=1))
+    selected = hashes[chosen].tolist()
+    if lines is None:
+        return selected, []
+    line_array = np.asarray(lines)
+    if k > 1:
+        covered = np.lib.stride_tricks.sliding_window_view(line_array, k)[chosen]
+        spans = list(zip(covered.min(axis=1).tolist(), covered.max(axis=1).tolist()))
+    else:
+        spans = [(int(line_array[i]), int(line_array[i])) for i in chosen]
+    return selected, spans
 
 
 def _comments(lines: list[str], first: int, last: int) -> set[str]:
@@ -317,10 +347,8 @@ def _unit_print(name: str, parts: list[tuple[ast.AST, list[str], str]], defined:
         token_lines += [line + offset for line in node_lines]
         display += lines[first - 1:last]
         comment_set |= _comments(lines, first - 1, last - 1)
-    spans: dict[int, tuple[int, int]] = {}
-    for h, i, j in _kgrams(tokens):
-        covered = token_lines[i:j + 1]
-        spans[h] = (min(covered), max(covered))
+    hashes, covered = _kgrams(tokens, token_lines)
+    spans = dict(zip(hashes, covered))
     if name == OTHER:
         identifiers = frozenset(n for n in defined if len(n) >= MIN_IDENTIFIER)
     else:
