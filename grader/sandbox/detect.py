@@ -47,17 +47,17 @@ class Detection:
 
 def _start_worker(level) -> None:
     """Start one real worker through ``level`` and wait for its ready frame."""
+    from grader.sandbox import replies
+    from grader.sandbox.capture import SplitOutput
+    from grader.sandbox.inside.protocol import ProtocolError
     from grader.sandbox.limits import Limits
     from grader.sandbox.session import _Worker
-    from grader.sandbox.channel import CappedOutput
-    from grader.sandbox.inside.protocol import ProtocolError
 
-    output = CappedOutput(4096)
+    output = SplitOutput(4096)
     worker = _Worker(level, Limits(), 0, output)
     try:
         header, _ = worker.recv(time.monotonic() + PROBE_SECONDS, 0)
-        if header.get("ready") is not True:
-            raise ProbeFailed(f"its worker sent {str(header)[:200]} instead of a ready frame")
+        replies.parse_reply(header, "ready")  # InvalidReply (a ProtocolError) if it is not one
     except (TimeoutError, EOFError, ProtocolError) as exc:
         worker.kill()
         what = "did not start in time" if isinstance(exc, TimeoutError) else "did not start"

@@ -455,7 +455,10 @@ class PlainProcess(Level):
                     "ordinary user, or use a Python installed where every user can read it")
 
     def start(self, limits: Limits, pipes: WorkerPipes, slot: int) -> Started:
-        self.requirements()  # cheap; never start a root worker, even if the caller skipped the probe
+        try:
+            self.requirements()  # cheap; never start a root worker, even if the caller skipped the probe
+        except ProbeFailed as exc:
+            raise SandboxError(exc.reason) from None
         view = python_view()
         workdir = tempfile.mkdtemp(prefix="hwgrader-work-")  # a fresh working directory, never the grader's
         worker_dir = os.path.join(workdir, ".hwgrader")
