@@ -67,7 +67,7 @@ class GradebookError(HwgraderError):
     """The gradebook file in an output folder is missing, damaged, foreign or newer than this hwgrader,
     or a manual grade / import does not fit it; the message names the file or the row."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class SandboxError(HwgraderError):
