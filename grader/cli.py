@@ -138,12 +138,15 @@ def _grade(args) -> int:
         results, internal_errors = grade_all(intake.sources, plan, jobs=args.jobs, isolation=isolation,
                                              on_result=writers.submission)
     except BatchInterrupted as stop:
-        writers.finish(stop.results)  # the class files for the students graded so far
+        writers.finish(stop.results + _kept_students(args, intake, plan))  # the students graded so far
         print(f"hwgrader: interrupted: {len(stop.results)} of {len(intake.sources)} student(s) graded; "
               f"class files written for them in {visible(str(args.out))}; run the command again to "
               f"grade the rest", file=sys.stderr)
+        if stop.in_progress:
+            print(f"hwgrader: waiting for the {stop.in_progress} submission(s) being graded to stop "
+                  f"(at most {plan.limits.submission_seconds:g} s)", file=sys.stderr)
         return 130
-    writers.finish(results)
+    writers.finish(results + _kept_students(args, intake, plan))
     print_class_table(results, plan, sys.stdout)
     print(f"\nGraded {len(results)} submission(s) in {time.monotonic() - started:.1f} s "
           f"(--jobs {args.jobs}, isolation: {isolation}). Reports: {visible(str(args.out / 'index.html'))}, "
@@ -155,6 +158,27 @@ def _grade(args) -> int:
             print(f"hwgrader: error: grading failed for {line}", file=sys.stderr)
         return 3
     return 0
+
+
+def _kept_students(args, intake, plan) -> list:
+    """Grading single files into an existing ``--out`` updates those students only: the other
+    students already there stay in grades.csv and index.html (read back from their
+    results.json). A folder or zip SOURCE is the whole class: nobody else is kept."""
+    from grader.outputs.gradescope import read_results_json
+
+    if not all(Path(s).suffix.lower() in (".py", ".ipynb") for s in args.submissions):
+        return []
+    graded = {s.student for s in intake.sources}
+    kept = []
+    for folder in sorted(p for p in args.out.iterdir() if p.is_dir() and not p.is_symlink()):
+        results_json = folder / "results.json"
+        if folder.name in graded or not results_json.is_file():
+            continue
+        try:
+            kept.append(read_results_json(results_json, plan))
+        except ValueError as exc:
+            print(f"hwgrader: WARNING: {visible(str(exc))}; left out of the class files", file=sys.stderr)
+    return kept
 
 
 def _shown_sources(sources: Sequence[Path]) -> str:

@@ -219,6 +219,14 @@ def _name_char(ch: str) -> bool:
         not ch.isascii() and unicodedata.category(ch)[0] in _NAME_CATEGORIES)
 
 
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _slug(text: str) -> str:
     text = unicodedata.normalize("NFC", text)
     out = re.sub(r"_+", "_", "".join(ch if _name_char(ch) else "_" for ch in text)).strip("_-")
@@ -233,8 +241,10 @@ def is_safe_key(name: str) -> bool:
 
 
 def student_key(name: str, raw: Optional[bytes] = None) -> str:
-    """``name`` when safe, else its safe form plus ``~`` and a hash of the original bytes."""
-    if is_safe_key(name) and (raw is None or display_name(raw) == name):
+    """``name`` when safe, else its safe form plus ``~`` and a hash of the original bytes
+    (a name whose bytes are not UTF-8, e.g. Latin-1, is never taken as it is: ``Müller.py`` in
+    UTF-8 and in Latin-1 are two different files, so two different keys)."""
+    if is_safe_key(name) and (raw is None or _is_utf8(raw)):
         return name
     digest = hashlib.sha256(raw if raw is not None else name.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{_slug(display_name(raw) if raw is not None else name)}~{digest[:8]}"
@@ -707,14 +717,14 @@ class _Discovery:
             self._ignore_tree(inner, "no .py or .ipynb file in this zip")
             self._entry(child, Status.IGNORED, "zip without a .py or .ipynb file")
 
-    def _ignore_tree(self, node: _Node, detail: str) -> None:
+    def _ignore_tree(self, node: _Node, detail: str, student: str = "") -> None:
         for c in self._contents(node):
             if c.kind == "rejected":
-                self._entry(c, Status.REJECTED, c.detail)
+                self._entry(c, Status.REJECTED, c.detail, student)
             elif c.kind == "dir" and _ignored_reason(c.name) is None:
-                self._ignore_tree(c, detail)
+                self._ignore_tree(c, detail, student)
             else:
-                self._entry(c, Status.IGNORED, _ignored_reason(c.name) or detail)
+                self._entry(c, Status.IGNORED, _ignored_reason(c.name) or detail, student)
 
     def _collect(self, node: _Node, prefix: str, student: str,
                  out: list[tuple[str, _Node]], notes: list[IntakeEntry]) -> None:
@@ -788,7 +798,7 @@ class _Discovery:
         if m["plugin"].lower() != "file" and not (node.is_code or self._has_code(node)):
             detail = f"Moodle {m['plugin']} submission (not code)"
             if node.kind == "dir":
-                self._ignore_tree(node, detail)
+                self._ignore_tree(node, detail, key)
             self._entry(node, Status.IGNORED, detail, key)
             return
         if flat and node.is_code:

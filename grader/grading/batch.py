@@ -58,11 +58,12 @@ class Progress:
 
 class BatchInterrupted(KeyboardInterrupt):
     """Ctrl-C during a batch: carries the students graded so far, so their class files can be
-    written (students not yet started are not graded; the next run grades them)."""
+    written. Students not yet started are not graded (the next run grades them); the ones
+    being graded (``in_progress``) finish in their threads, within their time limits."""
 
-    def __init__(self, results: list[SubmissionResult], internal_errors: list[str]):
+    def __init__(self, results: list[SubmissionResult], internal_errors: list[str], in_progress: int):
         super().__init__("interrupted")
-        self.results, self.internal_errors = results, internal_errors
+        self.results, self.internal_errors, self.in_progress = results, internal_errors, in_progress
 
 
 def _identity(item: Union[Path, SubmissionSource]) -> tuple[str, str]:
@@ -121,7 +122,8 @@ def grade_all(paths: Sequence[Union[Path, SubmissionSource]], plan: Plan, *, job
         # Students not started are dropped; those being graded finish in their threads.
         pool.shutdown(wait=False, cancel_futures=True)
         done = [f.result() for f in futures if f.done() and not f.cancelled() and f.exception() is None]
-        raise BatchInterrupted(done, internal_errors) from None
+        running = sum(1 for f in futures if f.running())
+        raise BatchInterrupted(done, internal_errors, running) from None
     finally:
         sys.setswitchinterval(interval)
     pool.shutdown(wait=True)

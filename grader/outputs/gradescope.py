@@ -99,3 +99,47 @@ def write_grades_csv(results: Iterable[SubmissionResult], path: Path, question_i
                          fmt_points(r.score, 4)])
     return write_atomic(path, buf.getvalue(), newline="")
 
+
+
+def read_results_json(path: Path, plan) -> SubmissionResult:
+    """A student's ``results.json`` back as a result, enough for the class files (scores per
+    question and test, verdicts, diagnoses, load errors): how ``grade FILE --out DIR`` keeps the
+    other students of DIR in grades.csv and index.html. ``ValueError`` when it is not one of ours."""
+    from grader.grading.results import Diagnosis, QuestionResult
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        extra = data["extra_data"]
+        result = SubmissionResult(student=str(extra["student"]), file=str(extra.get("file", "")),
+                                  isolation=str(extra.get("isolation", "none")),
+                                  load_error=extra.get("load_error"), incidents=list(extra.get("incidents") or []),
+                                  display_name=str(extra.get("name") or ""), lms_id=extra.get("lms_id"),
+                                  seconds=float(data.get("execution_time", 0.0)))
+        tests = list(data["tests"])
+        for q in plan.questions:
+            question = QuestionResult(id=q.id, title=q.title, max_score=q.points)
+            for t in tests:
+                tags = list(t.get("tags") or [])
+                if not tags or tags[0] != q.id:
+                    continue
+                if "manual" in tags:
+                    question.written = WrittenResult(
+                        question=q.id, number=t["number"], title=t["name"], prompt="", criteria=[],
+                        max_score=float(t["max_score"]), answer=None, score=float(t["score"]),
+                        graded=str(t.get("output", "")).startswith("Graded by a person"))
+                    continue
+                function, _, case = str(t["name"]).split(" ", 1)[-1].partition(" (")
+                lines = str(t.get("output", "")).split("\n")
+                diagnosis = None
+                if len(tags) > 4:
+                    hint_line = next((ln for ln in lines if ln.startswith("Likely mistake: ")), "")
+                    title, _, hint = hint_line[len("Likely mistake: "):].partition(". ")
+                    diagnosis = Diagnosis(tags[4], title, hint)
+                question.cases.append(CaseResult(
+                    question=q.id, part=tags[1], case=case.rstrip(")"), number=t["number"], function=function,
+                    visibility=tags[2], max_score=float(t["max_score"]), score=float(t["score"]),
+                    verdict=tags[3], message=lines[0], diagnosis=diagnosis))
+            result.questions.append(question)
+        return result
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a results.json written by hwgrader ({type(exc).__name__}: {exc})") from None
