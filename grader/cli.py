@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--rubric", type=Path, help="rubric file (default: the kit's public cases)")
     check.add_argument("--report", type=Path, help="HTML report path (default: <student>-report.html)")
     check.add_argument("--isolation", choices=ISOLATIONS, default="auto")
+    check.add_argument("--junit", type=Path, metavar="PATH", help="also write the public tests as JUnit XML")
+    check.add_argument("--github", action="store_true",
+                       help="GitHub Actions: step summary, one annotation per question, Classroom points line")
 
     reference = commands.add_parser("reference", help="print the reference answers to the lecture's instances")
     reference.add_argument("--rubric", type=Path)
@@ -58,13 +61,32 @@ def _parser() -> argparse.ArgumentParser:
     kit = commands.add_parser("kit", help="export the student kit (public tests only, no reference code)")
     kit.add_argument("out", type=Path, metavar="OUT")
     kit.add_argument("--rubric", type=Path)
+
+    manual = commands.add_parser("manual", help="manual grades of the written answers as CSV")
+    manual_commands = manual.add_subparsers(dest="manual_command", required=True, metavar="ACTION")
+    manual_export = manual_commands.add_parser("export", help="write DIR's manual grades to FILE")
+    manual_import = manual_commands.add_parser("import", help="check FILE, then apply its grades to DIR")
+    for sub in (manual_export, manual_import):
+        sub.add_argument("dir", type=Path, metavar="DIR", help="a folder graded with `grade --out DIR`")
+        sub.add_argument("file", type=Path, metavar="FILE", help="CSV: student,question,points,comment")
+    manual_import.add_argument("--grader", help="name recorded with the imported grades (default: your user name)")
+
+    export = commands.add_parser("export", help="a grade file an LMS imports as it is")
+    export.add_argument("dir", type=Path, metavar="DIR", help="a folder graded with `grade --out DIR`")
+    export.add_argument("--format", required=True, choices=("canvas", "moodle"), dest="lms_format")
+    export.add_argument("--out", type=Path, help="file to write (default: DIR/<format>-grades.csv)")
+    export.add_argument("--roster", type=Path, help="CSV student,lms_id[,name,sis_user_id,sis_login_id,section,email] "
+                                                   "for students whose LMS id the download did not carry")
+    export.add_argument("--assignment", help="Canvas assignment column: 'Name (id)' updates assignment id, "
+                                             "any other name creates one (default: the homework's title)")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"grade": _grade, "check": _check, "reference": _reference, "kit": _kit}[args.command](args)
+        return {"grade": _grade, "check": _check, "reference": _reference, "kit": _kit,
+                "manual": _manual, "export": _export}[args.command](args)
     except HwgraderError as exc:
         print(f"hwgrader: error: {visible(exc.message)}", file=sys.stderr)
         return exc.exit_code
@@ -104,10 +126,12 @@ def _warn_isolation(isolation: str) -> None:
 
 
 def _grade(args) -> int:
-    from grader.assignment.intake import discover
+    from grader.assignment.intake import Status, discover
     from grader.grading.batch import BatchInterrupted, grade_all
+    from grader.gradebook.incremental import GradebookWriter, plan_run, rubric_run_key
+    from grader.gradebook.store import Gradebook
     from grader.outputs.intakecsv import write_intake_csv
-    from grader.outputs.writers import WriterChain, default_writers
+    from grader.outputs.writers import WriterChain
     from grader.sandbox.session import prepare_workers
     from grader.outputs.terminal import print_class_table
 
@@ -125,30 +149,50 @@ def _grade(args) -> int:
         plan = _full_plan(args)
         intake = discover(args.submissions, homework={c.function for c in plan.cases})
         _check_out_dir(args.out, create=True)
-        write_intake_csv(intake, args.out / "intake.csv")
         if not intake.sources:
-            sandbox_ready.cancel()
+            write_intake_csv(intake, args.out / "intake.csv")
             raise UsageError(f"no submissions found in {_shown_sources(args.submissions)}: looked for .py and "
                              f".ipynb files (any case, at any depth, inside .zip files too); "
                              f"see {visible(str(args.out / 'intake.csv'))}")
+        gradebook = Gradebook.open(args.out, create=True)  # a damaged or foreign file stops us here
         isolation = sandbox_ready.result()
-    print(_intake_summary(intake, args.out))
-    writers = WriterChain(default_writers(args.out, plan))
     try:
-        results, internal_errors = grade_all(intake.sources, plan, jobs=args.jobs, isolation=isolation,
-                                             on_result=writers.submission)
-    except BatchInterrupted as stop:
-        writers.finish(stop.results + _kept_students(args, intake, plan))  # the students graded so far
-        print(f"hwgrader: interrupted: {len(stop.results)} of {len(intake.sources)} student(s) graded; "
-              f"class files written for them in {visible(str(args.out))}; run the command again to "
-              f"grade the rest", file=sys.stderr)
-        if stop.in_progress:
-            print(f"hwgrader: waiting for the {stop.in_progress} submission(s) being graded to stop "
-                  f"(at most {plan.limits.submission_seconds:g} s)", file=sys.stderr)
-        return 130
-    writers.finish(results + _kept_students(args, intake, plan))
-    print_class_table(results, plan, sys.stdout)
-    print(f"\nGraded {len(results)} submission(s) in {time.monotonic() - started:.1f} s "
+        # Incremental: unchanged submissions are reused from the gradebook, manual grades are kept.
+        gradebook.sync_plan(plan)
+        key = rubric_run_key(_rubric_path(args))
+        run = plan_run(intake.sources, gradebook, key)
+        reused = {r.student for r in run.reused}
+        for entry in intake.entries:
+            if entry.status is Status.GRADED and entry.student in reused:
+                entry.status = Status.REUSED
+        write_intake_csv(intake, args.out / "intake.csv")
+        present = {s.student for s in intake.sources}
+        if _single_files(args):  # one student's file into an existing --out: the others stay
+            present |= {s.id for s in gradebook.students()}
+        removed = gradebook.set_present(present)
+        print(_intake_summary(intake, args.out))
+        writers = WriterChain([GradebookWriter(gradebook, args.out, run, key)])
+        for stored in run.reused:
+            writers.submission(stored)
+        try:
+            results, internal_errors = grade_all(run.to_grade, plan, jobs=args.jobs, isolation=isolation,
+                                                 on_result=writers.submission)
+        except BatchInterrupted as stop:
+            writers.finish(stop.results)  # the class files, with every student graded so far
+            print(f"hwgrader: interrupted: {len(stop.results)} of {len(run.to_grade)} student(s) graded "
+                  f"(and {len(run.reused)} reused); class files written in {visible(str(args.out))}; "
+                  f"run the command again to grade the rest", file=sys.stderr)
+            if stop.in_progress:
+                print(f"hwgrader: waiting for the {stop.in_progress} submission(s) being graded to stop "
+                      f"(at most {plan.limits.submission_seconds:g} s)", file=sys.stderr)
+            return 130
+        writers.finish(results)
+        print_class_table(gradebook.results(), plan, sys.stdout)
+    finally:
+        gradebook.close()
+    print(f"\nGraded {len(results)} submission(s), reused {len(run.reused)} unchanged"
+          + (f", {len(removed)} no longer found (kept in the gradebook)" if removed else "")
+          + f" in {time.monotonic() - started:.1f} s "
           f"(--jobs {args.jobs}, isolation: {isolation}). Reports: {visible(str(args.out / 'index.html'))}, "
           f"grades: {visible(str(args.out / 'grades.csv'))}")
     _warn_intake(intake, args.out)
@@ -160,25 +204,10 @@ def _grade(args) -> int:
     return 0
 
 
-def _kept_students(args, intake, plan) -> list:
-    """Grading single files into an existing ``--out`` updates those students only: the other
-    students already there stay in grades.csv and index.html (read back from their
-    results.json). A folder or zip SOURCE is the whole class: nobody else is kept."""
-    from grader.outputs.gradescope import read_results_json
-
-    if not all(Path(s).suffix.lower() in (".py", ".ipynb") for s in args.submissions):
-        return []
-    graded = {s.student for s in intake.sources}
-    kept = []
-    for folder in sorted(p for p in args.out.iterdir() if p.is_dir() and not p.is_symlink()):
-        results_json = folder / "results.json"
-        if folder.name in graded or not results_json.is_file():
-            continue
-        try:
-            kept.append(read_results_json(results_json, plan))
-        except ValueError as exc:
-            print(f"hwgrader: WARNING: {visible(str(exc))}; left out of the class files", file=sys.stderr)
-    return kept
+def _single_files(args) -> bool:
+    """Every SOURCE is one .py/.ipynb file: grading them updates those students only. A folder or
+    zip SOURCE is the whole class: students no longer in it leave the class files."""
+    return all(Path(s).suffix.lower() in (".py", ".ipynb") and not Path(s).is_dir() for s in args.submissions)
 
 
 def _shown_sources(sources: Sequence[Path]) -> str:
@@ -249,7 +278,25 @@ def _check(args) -> int:
     write_student_report(result, report, title=plan.title)
     passed = print_check_table(result, sys.stdout)
     print(f"\nReport: {report}")
+    for writer in _ci_writers(args, result):
+        writer.submission(result)
+        writer.finish([result])
     return 0 if passed else 1
+
+
+def _ci_writers(args, result) -> list:
+    """The ``check --junit`` / ``--github`` writers, naming the file as the student typed it."""
+    writers = []
+    sources = {result.student: str(args.file)}
+    if args.junit:
+        from grader.integrations.junit import JUnitWriter
+
+        writers.append(JUnitWriter(args.junit, sources))
+    if args.github:
+        from grader.integrations.github import GitHubWriter
+
+        writers.append(GitHubWriter(sources))
+    return writers
 
 
 def _reference(args) -> int:
@@ -265,6 +312,46 @@ def _kit(args) -> int:
     out = export_kit(_full_plan(args), args.out, repo_root=PACKAGE_DIR.parent)
     print(f"Student kit written to {out}: install with `pip install {out}`, "
           f"then run `hwgrader check YOUR_FILE`.")
+    return 0
+
+
+def _manual(args) -> int:
+    import getpass
+
+    from grader.gradebook.incremental import refresh
+    from grader.gradebook.manual import export_manual, import_manual
+    from grader.gradebook.store import Gradebook
+
+    with Gradebook.open(args.dir) as gradebook:
+        if args.manual_command == "export":
+            rows = export_manual(gradebook, args.file)
+            print(f"Wrote {rows} row(s) to {args.file} (columns student,question,points,comment; "
+                  f"empty points = not graded).")
+            return 0
+        try:
+            grader = args.grader or getpass.getuser()
+        except (KeyError, OSError):  # no user name in this environment
+            grader = "manual import"
+        summary = import_manual(gradebook, args.file, grader=grader)
+        refresh(args.dir, summary.students, gradebook=gradebook)
+    print(f"Imported {args.file}: {summary.changed} grade(s) changed, {summary.unchanged} unchanged, "
+          f"{summary.skipped_empty} row(s) without points left as they were. Updated {args.dir / 'grades.csv'}, "
+          f"{args.dir / 'index.html'} and {len(summary.students)} student(s)' reports.")
+    return 0
+
+
+def _export(args) -> int:
+    from grader.gradebook.lms import export_lms, read_roster
+    from grader.gradebook.store import Gradebook
+
+    roster = read_roster(args.roster) if args.roster else None
+    out = args.out or args.dir / f"{args.lms_format}-grades.csv"
+    with Gradebook.open(args.dir) as gradebook:
+        students, pending = export_lms(gradebook, args.lms_format, out, assignment=args.assignment, roster=roster)
+    print(f"Wrote {out}: {students} student(s), {args.lms_format} format.")
+    if pending:
+        print(f"hwgrader: warning: {pending} student(s) still have written answers nobody graded; "
+              f"those points count 0 in {out}", file=sys.stderr)
     return 0
 
 

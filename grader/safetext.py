@@ -57,9 +57,13 @@ def visible(text, *, keep_lines: bool = False) -> str:
     return "".join(ch if ch in kept or not hidden(ch) else _escape(ch) for ch in text)
 
 
+def formula_safe(text) -> str:
+    """``text`` as it is, except that a leading formula character gets a ``'`` in front: for a
+    CSV a person edits and imports back (nothing they wrote may change)."""
+    text = str(text)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def csv_cell(text) -> str:
     """A CSV cell a spreadsheet shows as text: escapes visible, never read as a formula."""
-    cell = visible(text)
-    if cell.startswith(FORMULA_STARTS):
-        return "'" + cell
-    return cell
+    return formula_safe(visible(text))

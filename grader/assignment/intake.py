@@ -130,6 +130,7 @@ class Status(str, Enum):
     """What became of one entry found by intake (``intake.csv``'s ``status``)."""
 
     GRADED = "graded"            # part of the submission that is graded
+    REUSED = "reused"            # unchanged since the last run: its stored grades are used (gradebook)
     SUPERSEDED = "superseded"    # the same student handed in something newer
     IGNORED = "ignored"          # not a submission (other file type, dot file, checkpoint...)
     REJECTED = "rejected"        # refused, with the reason (link, unsafe zip, too large...)

@@ -93,7 +93,7 @@ def grade_all(paths: Sequence[Union[Path, SubmissionSource]], plan: Plan, *, job
         except Exception as exc:  # a bug in hwgrader must not cost the other students their grades
             student, file = _identity(item)
             internal_errors.append(f"{visible(file)}: {type(exc).__name__}: {visible(exc)}")
-            result = SubmissionResult(student=student, file=file, isolation="none",
+            result = SubmissionResult(student=student, file=file, isolation="none", hwgrader_failed=True,
                                       load_error=f"hwgrader failed on this submission (not the student's "
                                                  f"fault; it will be regraded): {type(exc).__name__}: {exc}")
             result.output = traceback.format_exc()[-4000:]
