@@ -364,24 +364,26 @@ def test_grade_a_mixed_lms_download(tmp_path):
         bidi=key_of(BIDI_NAME), muller=key_of("Müller", b"M\xfcller"))
 
     grades = list(csv.reader(io.StringIO((out / "grades.csv").read_text(encoding="utf-8"))))
+    assert grades[0] == ["student", "q1", "q2", "q3", "q4", "q5", "total", "pending"]
     rows = {r[0]: r for r in grades[1:]}
     assert len(rows) == 21 and len(grades) == 22
     for key, row in rows.items():
         assert not row[0].startswith(("=", "+", "-", "@", "\t", "\r")), row
     # every real student has full marks on the code (88; 12 points of written answers wait for a
     # person), the split modules included; the stray helper is a load error
-    assert {k for k, r in rows.items() if r[1:] == ["14", "14", "20", "20", "20", "88"]} == set(rows) - {"utils"}
-    assert rows["utils"][1:] == ["0"] * 6
+    assert {k for k, r in rows.items() if r[1:] == ["14", "14", "20", "20", "20", "88", "12"]} == set(rows) - {"utils"}
+    assert rows["utils"][1:] == ["0"] * 6 + ["12"]
     utils = json.loads((out / "utils" / "results.json").read_text(encoding="utf-8"))
     assert "utils.py defines none of the homework's functions" in utils["extra_data"]["load_error"]
     hana = json.loads((out / "Hana_Ito_900123" / "results.json").read_text(encoding="utf-8"))
     assert (hana["extra_data"]["name"], hana["extra_data"]["lms_id"]) == ("Hana Ito", "900123")
     # every student folder is its key; no class file was overwritten by a student
     assert (out / key_of("grades.csv") / "report.html").is_file()
-    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["grades.csv", "index.html", "intake.csv"]
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["gradebook.sqlite", "grades.csv", "index.html",
+                                                                    "intake.csv"]
 
     # the terminal: counts, warnings, and no raw control character anywhere
-    assert "Found 21 student(s) to grade; files: 22 graded, 2 superseded, 10 ignored, 4 rejected" in stdout
+    assert "Found 21 student(s) to grade; files: 22 graded, 0 reused, 2 superseded, 10 ignored, 4 rejected" in stdout
     assert "hwgrader: WARNING: 4 file(s) rejected" in stderr and "hwgrader: WARNING: 2 file(s) superseded" in stderr
     for text in (stdout, stderr):
         assert "\x1b" not in text and "\u202e" not in text and "\r" not in text
@@ -494,10 +496,16 @@ def test_grading_one_students_file_into_an_existing_out_keeps_the_others(tmp_pat
     assert [r[0] for r in rows[1:]] == ["ann", "ben", "cat"]
     old = {r[0]: r for r in csv.reader(io.StringIO(before))}
     assert rows[1] == old["ann"] and rows[3] == old["cat"]
-    assert rows[2] != old["ben"] and float(rows[2][-1]) < float(old["ben"][-1])
+    assert rows[2] != old["ben"] and float(rows[2][-2]) < float(old["ben"][-2])  # total
     index = (tmp_path / "out" / "index.html").read_text()
     assert all(f'data-student="{n}"' in index for n in ("ann", "ben", "cat"))
-    assert "ben" in again.stdout.decode() and "ann" not in again.stdout.decode()  # the table: this run
+    assert "Found 1 student(s) to grade" in again.stdout.decode()
+    # the whole folder again: nothing changed since, so every student is reused, none re-run
+    third = hwgrader("grade", "subs", "--out", "out", cwd=tmp_path)
+    assert third.returncode == 0, third.stderr
+    assert (tmp_path / "out" / "intake.csv").read_text() == (
+        "path,student,status,detail\nsubs/ann.py,ann,reused,\nsubs/ben.py,ben,reused,\nsubs/cat.py,cat,reused,\n")
+    assert "Graded 0 submission(s), reused 3 unchanged" in third.stdout.decode()
 
 
 def test_a_student_whose_files_cannot_be_written_does_not_stop_the_batch(tmp_path):
@@ -531,7 +539,7 @@ def test_ctrl_c_writes_the_class_files_of_the_students_graded(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     err = (seen + err).decode()
-    assert "hwgrader: interrupted: 2 of 5 student(s) graded; class files written for them" in err
+    assert "hwgrader: interrupted: 2 of 5 student(s) graded (and 0 reused); class files written in out" in err
     rows = list(csv.reader(io.StringIO((tmp_path / "out" / "grades.csv").read_text())))
     assert [r[0] for r in rows[1:]] == ["a1", "a2"]
     assert (tmp_path / "out" / "index.html").is_file()

@@ -159,6 +159,11 @@ class SourceFile:
     def is_notebook(self) -> bool:
         return self.name.lower().endswith(".ipynb")
 
+    @property
+    def file_name(self) -> str:
+        """The file's name as handed in (``doejane_1002_5002_hw-1.py``), for reports and rosters."""
+        return self.origin.rstrip("/").rsplit("/", 1)[-1]
+
 
 @dataclass
 class SubmissionSource:

@@ -69,7 +69,7 @@ class BatchInterrupted(KeyboardInterrupt):
 def _identity(item: Union[Path, SubmissionSource]) -> tuple[str, str]:
     """(student, file) of what is being graded, for a result hwgrader itself failed to produce."""
     if isinstance(item, SubmissionSource):
-        return item.student, item.main.origin
+        return item.student, item.main.file_name
     return Path(item).stem, Path(item).name
 
 

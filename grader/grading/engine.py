@@ -28,7 +28,7 @@ def grade_submission(path: Union[Path, SubmissionSource], plan: Plan, *, isolati
     started = time.monotonic()
     if isinstance(path, SubmissionSource):
         submission = read_source(path)
-        result = SubmissionResult(student=path.student, file=path.main.origin, isolation="none",
+        result = SubmissionResult(student=path.student, file=path.main.file_name, isolation="none",
                                   display_name=path.display_name, lms_id=path.lms_id)
     else:
         submission = read_submission(path)
