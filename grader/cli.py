@@ -79,6 +79,19 @@ def _parser() -> argparse.ArgumentParser:
                                                    "for students whose LMS id the download did not carry")
     export.add_argument("--assignment", help="Canvas assignment column: 'Name (id)' updates assignment id, "
                                              "any other name creates one (default: the homework's title)")
+    serve = commands.add_parser("serve", help="grade the written answers in a local web UI")
+    serve.add_argument("dir", type=Path, metavar="DIR", help="the --out folder of `hwgrader grade`")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=0, help="port (default: 0, a free one)")
+
+    audit = commands.add_parser("audit", help="which cases catch each known mistake; exit 1 if one is never caught")
+    audit.add_argument("--rubric", type=Path, help=f"rubric file (default: {DEFAULT_RUBRIC})")
+
+    mistakes = commands.add_parser("mistakes", help="print a @mistake skeleton for each shared wrong answer "
+                                                    "no known mistake explains (from the last grade into DIR)")
+    mistakes.add_argument("dir", type=Path, metavar="DIR")
+    mistakes.add_argument("--rubric", type=Path, help=f"rubric file (default: {DEFAULT_RUBRIC})")
     return parser
 
 
@@ -86,7 +99,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"grade": _grade, "check": _check, "reference": _reference, "kit": _kit,
-                "manual": _manual, "export": _export}[args.command](args)
+                "manual": _manual, "export": _export, "serve": _serve, "audit": _audit, "mistakes": _mistakes}[args.command](args)
     except HwgraderError as exc:
         print(f"hwgrader: error: {visible(exc.message)}", file=sys.stderr)
         return exc.exit_code
@@ -131,7 +144,7 @@ def _grade(args) -> int:
     from grader.gradebook.incremental import GradebookWriter, plan_run, rubric_run_key
     from grader.gradebook.store import Gradebook
     from grader.outputs.intakecsv import write_intake_csv
-    from grader.outputs.writers import WriterChain
+    from grader.outputs.writers import ClusterFile, WriterChain
     from grader.sandbox.session import prepare_workers
     from grader.outputs.terminal import print_class_table
 
@@ -171,7 +184,9 @@ def _grade(args) -> int:
             present |= {s.id for s in gradebook.students()}
         removed = gradebook.set_present(present)
         print(_intake_summary(intake, args.out))
-        writers = WriterChain([GradebookWriter(gradebook, args.out, run, key)])
+        # Class analyses see every result (reused or graded) before the class files are written.
+        writers = WriterChain([ClusterFile(args.out, plan), _similarity_writer(args.out, plan),
+                               GradebookWriter(gradebook, args.out, run, key)])
         for stored in run.reused:
             writers.submission(stored)
         try:
@@ -254,6 +269,12 @@ def _warn_intake(intake, out: Path, shown: int = 10) -> None:
             print(f"  {visible(e.path)}: {visible(e.detail)}", file=sys.stderr)
         if len(entries) > shown:
             print(f"  ... and {len(entries) - shown} more", file=sys.stderr)
+
+
+def _similarity_writer(out: Path, plan):
+    from grader.similarity.writer import SimilarityWriter, load_base
+
+    return SimilarityWriter(out, plan, base=load_base([plan.reference_dir] if plan.reference_dir else []))
 
 
 def _check(args) -> int:
@@ -352,6 +373,41 @@ def _export(args) -> int:
     if pending:
         print(f"hwgrader: warning: {pending} student(s) still have written answers nobody graded; "
               f"those points count 0 in {out}", file=sys.stderr)
+    return 0
+
+
+def _serve(args) -> int:
+    from grader.gradebook.server import serve
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be 0..65535, got {args.port}")
+    return serve(args.dir, host=args.host, port=args.port)
+
+
+def _audit(args) -> int:
+    from grader.insight.audit import audit_plan, print_audit
+
+    audit = audit_plan(_full_plan(args))
+    print_audit(audit, sys.stdout)
+    return 1 if audit.uncaught else 0
+
+
+def _mistakes(args) -> int:
+    from grader.assignment.registry import ReferenceSet
+    from grader.grading.clusters import read_clusters_json
+    from grader.insight.mistakes import mistake_skeletons
+
+    clusters = read_clusters_json(args.dir / "clusters.json")
+    if not clusters:
+        print(f"No wrong output in {args.dir} is shared by several students without a known mistake "
+              f"explaining it.")
+        return 0
+    from grader.assignment.rubric import load_rubric
+
+    refs = ReferenceSet.load(load_rubric(_rubric_path(args)).reference_dir)
+    unknown = [c for c in clusters if c.function in refs.functions]
+    print("# Add these to the reference package (they need `from grader.assignment.registry import mistake`).\n")
+    print("\n\n".join(mistake_skeletons(unknown, refs)))
     return 0
 
 

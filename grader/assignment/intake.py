@@ -111,7 +111,7 @@ GRADESCOPE_METADATA = "submission_metadata.yml"
 #: Keys never contain a dot, so file names with an extension cannot collide anyway; the list
 #: keeps the extension-less ones (and documents the others).
 RESERVED_NAMES = frozenset({
-    "index.html", "grades.csv", "intake.csv", "similarity.html", "similarity.csv",
+    "index.html", "grades.csv", "intake.csv", "similarity.html", "similarity.csv", "clusters.json",
     "gradebook.sqlite", "gradebook.db", "gradebook", "similarity", "manual", "static", "assets",
     "con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10)),
 })
