@@ -160,7 +160,7 @@ def _grade(args) -> int:
         # reference plan and reading the submissions is Python work: overlap them.
         sandbox_ready = background.submit(prepare_workers, _isolation(args), args.jobs)
         plan = _full_plan(args)
-        intake = discover(args.submissions, homework={c.function for c in plan.cases})
+        intake = discover(args.submissions, homework={c.function for c in plan.cases}, skip=[args.out])
         _check_out_dir(args.out, create=True)
         if not intake.sources:
             write_intake_csv(intake, args.out / "intake.csv")
@@ -298,7 +298,7 @@ def _check(args) -> int:
     report = args.report or Path(f"{result.student}-report.html")
     write_student_report(result, report, title=plan.title)
     passed = print_check_table(result, sys.stdout)
-    print(f"\nReport: {report}")
+    print(f"\nReport: {visible(str(report))}")
     for writer in _ci_writers(args, result):
         writer.submission(result)
         writer.finish([result])

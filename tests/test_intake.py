@@ -545,3 +545,12 @@ def test_ctrl_c_writes_the_class_files_of_the_students_graded(tmp_path):
     assert [r[0] for r in rows[1:]] == ["a1", "a2"]
     assert (tmp_path / "out" / "index.html").is_file()
     assert not list((tmp_path / "out").glob(".*.tmp"))  # no half-written temp file left
+
+
+def test_out_inside_the_source_is_not_searched(tmp_path):
+    write(tmp_path / "subs" / "ann.py", CORRECT)
+    write(tmp_path / "subs" / "reports" / "ann" / "stale.py", CORRECT)
+    intake = discover([tmp_path / "subs"], homework=HOMEWORK, skip=[tmp_path / "subs" / "reports"])
+    assert [s.student for s in intake.sources] == ["ann"]
+    assert (f"{tmp_path}/subs/reports/", Status.IGNORED, "hwgrader's --out folder (not searched)") in {
+        (e.path, e.status, e.detail) for e in intake.entries}

@@ -116,6 +116,7 @@ RESERVED_NAMES = frozenset({
     "con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10)),
 })
 _IGNORED_FOLDERS = {"__macosx", "__pycache__", ".ipynb_checkpoints"}
+
 #: Unicode categories a safe name is made of (letters, combining marks, digits), plus "_" and "-".
 _NAME_CATEGORIES = ("L", "M", "N")
 _MAX_KEY = 80
@@ -271,7 +272,7 @@ class _Node:
     name: str                    # display name (decoded)
     raw: bytes                   # the name's original bytes
     path: str                    # display path from the SOURCE
-    kind: str                    # "dir", "file", "rejected"
+    kind: str                    # "dir", "file", "rejected" or "ignored" (with ``detail``)
     mtime: float = 0.0
     data: Optional[bytes] = None          # code files and metadata, read
     children: list["_Node"] = field(default_factory=list)
@@ -340,8 +341,9 @@ def _open_nofollow(name: str, dir_fd: Optional[int], directory: bool = False) ->
     return os.open(name, flags, dir_fd=dir_fd)
 
 
-def _read_dir(dir_fd: int, path: str, depth: int) -> list[_Node]:
-    """The folder open at ``dir_fd``, walked without following any link."""
+def _read_dir(dir_fd: int, path: str, depth: int, skip: frozenset) -> list[_Node]:
+    """The folder open at ``dir_fd``, walked without following any link; folders whose
+    (device, inode) is in ``skip`` are not entered."""
     nodes = []
     try:
         entries = sorted(os.scandir(dir_fd), key=lambda e: os.fsencode(e.name))
@@ -362,7 +364,9 @@ def _read_dir(dir_fd: int, path: str, depth: int) -> list[_Node]:
                                detail="symbolic link (links are never followed)"))
         elif stat.S_ISDIR(st.st_mode):
             node = _Node(name, raw, node_path + "/", "dir", mtime=st.st_mtime)
-            if _ignored_reason(name) is None:
+            if (st.st_dev, st.st_ino) in skip:
+                node = _Node(name, raw, node_path + "/", "ignored", detail="hwgrader's --out folder (not searched)")
+            elif _ignored_reason(name) is None:
                 if depth >= MAX_DEPTH:
                     node = _Node(name, raw, node_path + "/", "rejected",
                                  detail=f"nested more than {MAX_DEPTH} folders deep (not searched)")
@@ -374,7 +378,7 @@ def _read_dir(dir_fd: int, path: str, depth: int) -> list[_Node]:
                                      detail=f"folder cannot be read: {exc.strerror or exc}")
                     else:
                         try:
-                            node.children = _read_dir(fd, node_path, depth + 1)
+                            node.children = _read_dir(fd, node_path, depth + 1, skip)
                         finally:
                             os.close(fd)
             nodes.append(node)
@@ -674,7 +678,9 @@ class _Discovery:
         canvas: dict[tuple[str, str], list[tuple[_Node, re.Match]]] = {}
         for child in children:
             reason = _ignored_reason(child.name) if child.name else None
-            if child.kind == "rejected":
+            if child.kind == "ignored":
+                self._entry(child, Status.IGNORED, child.detail)
+            elif child.kind == "rejected":
                 stem, raw = child.stem
                 named = child.lower.endswith(CODE_SUFFIXES)
                 self._entry(child, Status.REJECTED, child.detail, student_key(stem, raw) if named else "")
@@ -725,8 +731,8 @@ class _Discovery:
 
     def _ignore_tree(self, node: _Node, detail: str, student: str = "") -> None:
         for c in self._contents(node):
-            if c.kind == "rejected":
-                self._entry(c, Status.REJECTED, c.detail, student)
+            if c.kind in ("rejected", "ignored"):
+                self._entry(c, Status(c.kind), c.detail, student)
             elif c.kind == "dir" and _ignored_reason(c.name) is None:
                 self._ignore_tree(c, detail, student)
             else:
@@ -740,6 +746,8 @@ class _Discovery:
             reason = _ignored_reason(c.name)
             if c.kind == "rejected":
                 notes.append(IntakeEntry(c.path, Status.REJECTED, c.detail, student))
+            elif c.kind == "ignored":
+                notes.append(IntakeEntry(c.path, Status.IGNORED, c.detail, student))
             elif reason:
                 notes.append(IntakeEntry(c.path, Status.IGNORED, reason + (" (not searched)" if c.kind == "dir" else ""), student))
             elif c.kind == "dir":
@@ -943,7 +951,7 @@ def _canvas_original(name: str) -> str:
 
 # ----------------------------------------------------------------------------- entry point
 
-def _source_node(arg: Path) -> _Node:
+def _source_node(arg: Path, skip: frozenset = frozenset()) -> _Node:
     """A SOURCE as a node; a missing or unusable one is a usage error (nothing has been read)."""
     raw = os.fsencode(arg)
     shown = display_name(raw)
@@ -962,7 +970,7 @@ def _source_node(arg: Path) -> _Node:
             raise UsageError(f"cannot read the folder {shown}: {exc.strerror or exc}") from None
         try:
             node = _Node(name, name_raw, shown.rstrip("/") + "/", "dir", mtime=st.st_mtime)
-            node.children = _read_dir(fd, shown.rstrip("/"), 1)
+            node.children = _read_dir(fd, shown.rstrip("/"), 1, skip)
         finally:
             os.close(fd)
         return node
@@ -989,14 +997,22 @@ def _source_node(arg: Path) -> _Node:
     return node
 
 
-def discover(sources: Sequence[Path], *, homework: Iterable[str] = ()) -> Intake:
+def discover(sources: Sequence[Path], *, homework: Iterable[str] = (), skip: Iterable[Path] = ()) -> Intake:
     """Every submission in ``sources`` (see the module docstring). ``homework``, the function
-    names students must define, tells a class folder from one student's modules.
+    names students must define, tells a class folder from one student's modules; folders in
+    ``skip`` (``--out``, when it lies inside a SOURCE) are not searched.
     A SOURCE that does not exist or is neither a folder, a code file nor a zip is a
     ``UsageError``; anything wrong inside a SOURCE is an entry, never an exception."""
     d = _Discovery(frozenset(homework))
+    skipped = set()
+    for folder in skip:
+        try:
+            st = os.stat(folder)
+        except OSError:
+            continue
+        skipped.add((st.st_dev, st.st_ino))
     for arg in sources:
-        node = _source_node(Path(arg))
+        node = _source_node(Path(arg), frozenset(skipped))
         if node.kind == "rejected":
             d._entry(node, Status.REJECTED, node.detail)
         elif node.kind == "dir":
@@ -1012,15 +1028,6 @@ def discover(sources: Sequence[Path], *, homework: Iterable[str] = ()) -> Intake
     found = d.resolve()
     entries = sorted(d.entries, key=lambda e: (e.path.encode("utf-8", "surrogatepass"), e.status.value))
     return Intake(sources=found, entries=entries)
-
-
-def single_file_source(path: Path) -> SubmissionSource:
-    """One ``.py``/``.ipynb`` file as a submission (``hwgrader check``, the engine's path API)."""
-    intake = discover([Path(path)])
-    if intake.sources:
-        return intake.sources[0]
-    entry = intake.entries[0] if intake.entries else None
-    raise UsageError(f"{display_name(os.fsencode(path))}: {entry.detail if entry else 'not a submission'}")
 
 
 # ----------------------------------------------------------------------------- to the worker

@@ -86,7 +86,9 @@ def grade_all(paths: Sequence[Union[Path, SubmissionSource]], plan: Plan, *, job
     bar = Progress(len(paths), progress) if progress is not None and paths else None
     internal_errors: list[str] = []
 
-    def one(item: Union[Path, SubmissionSource]) -> SubmissionResult:
+    finished: dict[int, SubmissionResult] = {}  # input index -> result, once its files are written
+
+    def one(index: int, item: Union[Path, SubmissionSource]) -> SubmissionResult:
         slot = slots.get()
         try:
             result = grade_submission(item, plan, isolation=isolation, slot=slot)
@@ -105,6 +107,7 @@ def grade_all(paths: Sequence[Union[Path, SubmissionSource]], plan: Plan, *, job
             except Exception as exc:  # its files could not be written (disk full, permissions): the others go on
                 internal_errors.append(f"{visible(result.student)}: writing its files failed: "
                                        f"{type(exc).__name__}: {visible(exc)}")
+        finished[index] = result
         if bar:
             bar.update(result)
         return result
@@ -115,14 +118,14 @@ def grade_all(paths: Sequence[Union[Path, SubmissionSource]], plan: Plan, *, job
     interval = sys.getswitchinterval()
     sys.setswitchinterval(min(interval, 0.0005))
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
-    futures = [pool.submit(one, item) for item in paths]
+    futures = [pool.submit(one, i, item) for i, item in enumerate(paths)]
     try:
         results = [f.result() for f in futures]
     except KeyboardInterrupt:
         # Students not started are dropped; those being graded finish in their threads.
         pool.shutdown(wait=False, cancel_futures=True)
-        done = [f.result() for f in futures if f.done() and not f.cancelled() and f.exception() is None]
-        running = sum(1 for f in futures if f.running())
+        done = [finished[i] for i in sorted(finished)]
+        running = sum(1 for i, f in enumerate(futures) if f.running() and i not in finished)
         raise BatchInterrupted(done, internal_errors, running) from None
     finally:
         sys.setswitchinterval(interval)
