@@ -9,7 +9,7 @@ keyed by (student, question), so no re-run drops them.
 :class:`GradebookWriter` plugs into the writers' seam
 (:mod:`grader.outputs.writers`): it stores each fresh result, then writes that
 student's files *from the gradebook*, so every output shows automatic + manual
-points. :func:`refresh` rewrites DIR's files after manual grades changed
+points. :func:`refresh_outputs` rewrites DIR's files after manual grades changed
 (``serve``, ``manual import``).
 """
 
@@ -98,17 +98,25 @@ def write_class(gradebook: Gradebook, out_dir: Path) -> list[SubmissionResult]:
     return results
 
 
-def refresh(out_dir: Path, students: Optional[Iterable[str]] = None, *,
-            gradebook: Optional[Gradebook] = None) -> None:
-    """Rewrite DIR's files from its gradebook: the given students' (all when ``None``) and the class files."""
+def refresh_outputs(out_dir: Path, gradebook: Optional[Gradebook] = None,
+                    students: Optional[Iterable[str]] = None, *, class_files: bool = True) -> None:
+    """Rewrite DIR's files from its gradebook after manual grades changed.
+
+    The given students' results.json and report.html (every present student's when
+    ``None``), then, with ``class_files``, grades.csv and index.html.
+    """
     own = gradebook is None
     gb = gradebook or Gradebook.open(out_dir)
     try:
-        wanted = None if students is None else set(students)
-        for result in gb.results():
-            if wanted is None or result.student in wanted:
-                write_student_files(result, out_dir, title=gb.title)
-        write_class(gb, out_dir)
+        if students is None:
+            chosen = gb.results()
+        else:
+            present = {s.id for s in gb.students()}
+            chosen = [gb.result(s) for s in sorted(set(students)) if s in present]
+        for result in chosen:
+            write_student_files(result, out_dir, title=gb.title)
+        if class_files:
+            write_class(gb, out_dir)
     finally:
         if own:
             gb.close()
