@@ -92,7 +92,7 @@ class GradebookWriter:
 
 def write_class(gradebook: Gradebook, out_dir: Path) -> list[SubmissionResult]:
     """grades.csv and index.html of every present student, from the gradebook; returns their results."""
-    results = gradebook.results()
+    results = gradebook.results(light=True)
     write_class_files(results, out_dir, title=gradebook.title,
                       question_ids=[q.id for q in gradebook.questions()])
     return results

@@ -7,6 +7,7 @@ values: the engine leaves those fields ``None`` so no writer can leak them.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
@@ -223,10 +224,14 @@ class SubmissionResult:
 # versioned (``RESULTS_JSON_VERSION``) and a stored result of another version is re-graded.
 
 #: Bump when a field of these dataclasses changes meaning or is removed.
-RESULTS_JSON_VERSION = 1
+RESULTS_JSON_VERSION = 2
 
 
 def _encode(value: Any) -> Any:
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        # raw bytes: exact (NaN, inf, -0.0 too) and ~10x faster than a JSON list of floats
+        return {"__ndarray__": {"dtype": value.dtype.str, "shape": list(value.shape),
+                                "b64": base64.b64encode(np.ascontiguousarray(value).tobytes()).decode("ascii")}}
     if isinstance(value, np.ndarray):
         return {"__ndarray__": {"dtype": value.dtype.str, "shape": list(value.shape),
                                 "data": value.ravel().tolist()}}
@@ -245,6 +250,9 @@ def _decode(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) == {"__ndarray__"}:
             spec = value["__ndarray__"]
+            if "b64" in spec:
+                raw = base64.b64decode(spec["b64"])
+                return np.frombuffer(raw, dtype=np.dtype(spec["dtype"])).reshape(spec["shape"]).copy()
             return np.asarray(spec["data"], dtype=np.dtype(spec["dtype"])).reshape(spec["shape"])
         return {k: _decode(v) for k, v in value.items()}
     if isinstance(value, list):
