@@ -242,7 +242,7 @@ def _kit(args) -> int:
 def _manual(args) -> int:
     import getpass
 
-    from grader.gradebook.incremental import refresh_outputs
+    from grader.gradebook.incremental import refresh
     from grader.gradebook.manual import export_manual, import_manual
     from grader.gradebook.store import Gradebook
 
@@ -257,7 +257,7 @@ def _manual(args) -> int:
         except (KeyError, OSError):  # no user name in this environment
             grader = "manual import"
         summary = import_manual(gradebook, args.file, grader=grader)
-        refresh_outputs(args.dir, gradebook, summary.students)
+        refresh(args.dir, summary.students, gradebook=gradebook)
     print(f"Imported {args.file}: {summary.changed} grade(s) changed, {summary.unchanged} unchanged, "
           f"{summary.skipped_empty} row(s) without points left as they were. Updated {args.dir / 'grades.csv'}, "
           f"{args.dir / 'index.html'} and {len(summary.students)} student(s)' reports.")

@@ -24,7 +24,7 @@ COMMENT = "說明清楚 <b>but</b> mention the running averages 重參數化"
 
 @pytest.fixture(scope="module")
 def graded_site(tmp_path_factory):
-    from grader.gradebook.incremental import refresh_outputs
+    from grader.gradebook.incremental import refresh
     from grader.gradebook.store import Gradebook
 
     base = tmp_path_factory.mktemp("graded-site")
@@ -41,7 +41,7 @@ def graded_site(tmp_path_factory):
         gb.record_grade("alice", "q1", grader="ta-lin", items=[items[0].id, items[1].id], adjustment=-0.5,
                         comment=COMMENT)
         gb.record_grade("學生_103590450", "q1", grader="ta-lin", items=[i.id for i in items])
-        refresh_outputs(out, gb)
+        refresh(out, gradebook=gb)
     return out
 
 

@@ -9,7 +9,7 @@ keyed by (student, question), so no re-run drops them.
 :class:`GradebookWriter` plugs into the writers' seam
 (:mod:`grader.outputs.writers`): it stores each fresh result, then writes that
 student's files *from the gradebook*, so every output shows automatic + manual
-points. :func:`refresh_outputs` rewrites DIR's files after manual grades changed
+points. :func:`refresh` rewrites DIR's files after manual grades changed
 (``serve``, ``manual import``).
 """
 
@@ -98,8 +98,8 @@ def write_class(gradebook: Gradebook, out_dir: Path) -> list[SubmissionResult]:
     return results
 
 
-def refresh_outputs(out_dir: Path, gradebook: Optional[Gradebook] = None,
-                    students: Optional[Iterable[str]] = None, *, class_files: bool = True) -> None:
+def refresh(out_dir: Path, students: Optional[Iterable[str]] = None, *,
+            gradebook: Optional[Gradebook] = None, class_files: bool = True) -> None:
     """Rewrite DIR's files from its gradebook after manual grades changed.
 
     The given students' results.json and report.html (every present student's when
