@@ -202,7 +202,7 @@ def _grade(args) -> int:
                       f"(at most {plan.limits.submission_seconds:g} s)", file=sys.stderr)
             return 130
         writers.finish(results)
-        print_class_table(gradebook.results(), plan, sys.stdout)
+        print_class_table(gradebook.results(light=True), plan, sys.stdout)
     finally:
         gradebook.close()
     print(f"\nGraded {len(results)} submission(s), reused {len(run.reused)} unchanged"
