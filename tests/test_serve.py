@@ -422,3 +422,18 @@ def test_hard_wrapped_answers_are_joined_for_reading_only(client, out):
     written = client.get(f"/api/q/q1/a/{anon}?layout=written").json()
     assert "".join(s[1] for s in joined["segments"]) == "第一行第二行" and joined["reflowed"]
     assert "".join(s[1] for s in written["segments"]) == "第一行\n第二行" and not written["reflowed"]
+
+
+def test_stopping_the_server_writes_what_is_still_pending(out):
+    c = _client(out, refresh_delay=600)           # no background refresh within the test
+    c.post(f"/api/q/q2/a/{_anon(out, '103590451')}/grade", headers=_write_headers(c),
+           json={"items": _items(out, "q2")[:2], "comment": "停止前", "grader": "ta"})
+    assert c.get("/api/status").json()["pending"] == 1
+    assert not (out / "grades.csv").exists()
+    c.__exit__(None, None, None)                 # the server's shutdown
+    rows = {row["student"]: row for row in csv.DictReader((out / "grades.csv").open(encoding="utf-8"))}
+    with Gradebook.open(out) as gb:
+        final = gb.result("103590451")
+    assert final.question("q2").written.score == 4
+    assert float(rows["103590451"]["total"]) == pytest.approx(final.score)
+    assert "停止前" in (out / "103590451" / "report.html").read_text(encoding="utf-8")

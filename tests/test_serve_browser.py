@@ -151,8 +151,7 @@ def test_grade_two_answers_with_the_keyboard_and_find_the_totals_everywhere(serv
     first = page.evaluate("location.hash.slice(1)")
     total_before = page.locator("#student-total").text_content()
     page.keyboard.press("1")
-    _wait_score(page, "2")
-    page.keyboard.press("3")
+    page.keyboard.press("3")           # at once: the second key arrives while the first is saved
     _wait_score(page, "4")
     page.keyboard.press("a")
     page.keyboard.press("Control+a")
@@ -271,6 +270,18 @@ def test_answers_are_shown_as_text_in_chinese_and_english(server, page, shots, o
     page.keyboard.press("s")                                          # names on
     page.wait_for_function("() => document.getElementById('answer-name').textContent !== ''")
     page.screenshot(path=str(shots / "serve-chinese-names.png"))
+    # the group of near-identical answers, graded in one step
+    group_size = int(re.search(r"(\d+) near-identical", page.locator("#group-banner").text_content()).group(1))
+    assert group_size >= 3
+    page.keyboard.press("1")
+    page.keyboard.press("2")
+    _wait_score(page, "4")
+    page.keyboard.press("g")
+    assert page.locator("#confirm").is_visible()
+    page.keyboard.press("y")
+    _saved(page, f"Graded {group_size} answers of group")
+    assert page.locator("#answer-list li.graded .grp").count() == group_size
+    assert page.locator("#progress-text").text_content() == f"{group_size} of {len(BATCH)} graded"
     page.keyboard.press("?")
     assert page.locator("#help").is_visible()
     page.screenshot(path=str(shots / "serve-help.png"))

@@ -422,7 +422,7 @@ class GradingService:
             rows.append({"pos": pos + 1, "anon": a.anon_id, "name": a.display_name if names else None,
                          "graded": a.grade is not None, "score": a.grade.score if a.grade else None,
                          "group": groups.get(a.student), "empty": not (a.text or "").strip()})
-        return {"page": page, "pages": pages, "total": len(answers), "rows": rows,
+        return {"page": page, "pages": pages, "page_size": PAGE_SIZE, "total": len(answers), "rows": rows,
                 "progress": self.progress(qid)}
 
     def first(self, qid: str) -> Optional[str]:
