@@ -254,6 +254,7 @@ class Access:
 
 
 def allowed_hosts(host: str, port: int) -> frozenset[str]:
+    """The ``Host`` headers a browser sends for this server: loopback names, or the --host address."""
     names = {"127.0.0.1", "localhost", "[::1]"}
     if host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::", ""):
         names.add(f"[{host}]" if ":" in host else host)
