@@ -25,7 +25,8 @@ def grade_submission(path: Path, plan: Plan, *, isolation: Optional[str] = None,
     """Grade the file at ``path``; a broken or hostile submission is graded as such, never raised."""
     started = time.monotonic()
     submission = read_submission(path)
-    result = SubmissionResult(student=submission.student, file=Path(path).name, isolation="none")
+    result = SubmissionResult(student=submission.student, file=Path(path).name, isolation="none",
+                              sources=list(submission.units))
     if submission.load_error:
         result.load_error = submission.load_error
         _fill(result, plan, submission, answers={}, run=None)
@@ -158,8 +159,11 @@ def _judge(case: PlannedCase, outcome: CallOutcome) -> CaseResult:
         for c in checks:  # keep the verdict, drop anything derived from hidden values
             c.message = "correct" if c.passed else "wrong"
             c.worst_index = c.worst_error = None
+    # Wrong outputs are kept for the instructor's class analysis (never for a student's files).
+    received = None if all(c.passed for c in checks) else tuple(outcome.outputs)
     return _base(case, verdict, message, score=round(case.points * share, 6), outputs=checks,
-                 diagnosis=diagnosis, mutated=list(outcome.mutated), seconds=outcome.seconds)
+                 diagnosis=diagnosis, mutated=list(outcome.mutated), seconds=outcome.seconds,
+                 received=received)
 
 
 def _diagnose(case: PlannedCase, outcome: CallOutcome) -> Optional[Diagnosis]:

@@ -98,6 +98,10 @@ class CaseResult:
     mutated: list[str] = field(default_factory=list)  # argument names the call modified
     traceback: Optional[str] = None              # student's traceback for "exception"
     seconds: float = 0.0
+    #: The outputs received on a failed comparison (wrong values, shape or NaN), public or hidden,
+    #: for the instructor's class analysis (wrong-answer clusters, similarity) in the parent only.
+    #: No student-facing writer reads it: hidden values never reach a student.
+    received: Optional[tuple[np.ndarray, ...]] = None
 
     @property
     def name(self) -> str:
@@ -179,6 +183,9 @@ class SubmissionResult:
     incidents: list[str] = field(default_factory=list)  # "baum_welch timed out after 10 s; worker restarted"
     seconds: float = 0.0
     hwgrader_failed: bool = False           # hwgrader's own failure, not the student's: regrade on the next run
+    #: The code as read (``{"cell", "filename", "source"}`` per module or notebook code cell),
+    #: for the instructor's similarity report; parsed, never run, in the parent.
+    sources: list[dict] = field(default_factory=list)
 
     @property
     def score(self) -> float:
@@ -281,6 +288,8 @@ def _case_from_json(d: dict) -> CaseResult:
                     for o in d["outputs"]]
     d["inputs"] = _decode(d["inputs"]) if d.get("inputs") is not None else None
     d["diagnosis"] = Diagnosis(**d["diagnosis"]) if d.get("diagnosis") else None
+    if d.get("received") is not None:
+        d["received"] = tuple(_decode(r) for r in d["received"])
     return CaseResult(**d)
 
 

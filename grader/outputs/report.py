@@ -28,6 +28,7 @@ from grader.sandbox.launch import FULL_ISOLATIONS
 from markupsafe import Markup
 
 from grader import __version__
+from grader.grading.clusters import MIN_STUDENTS as CLUSTER_MIN_STUDENTS, SHOWN_CLUSTERS
 from grader.outputs import summary as S
 from grader.grading.results import (
     RUN_FAILURES,
@@ -372,8 +373,9 @@ def written_progress(results: Sequence[SubmissionResult]) -> list[WrittenProgres
     return views
 
 
-def index_context(results: Sequence[SubmissionResult], *, title: str = "Homework") -> dict:
-    """Everything ``index.html`` displays."""
+def index_context(results: Sequence[SubmissionResult], *, title: str = "Homework",
+                  clusters: Sequence = ()) -> dict:
+    """Everything ``index.html`` displays; ``clusters``: the wrong-answer clusters no known mistake explains."""
     qids = S.question_ids(results)
     rows = []
     for r in sorted(results, key=lambda r: r.student):
@@ -413,6 +415,7 @@ def index_context(results: Sequence[SubmissionResult], *, title: str = "Homework
         pending_written=pending,
         written=written_progress(results),
         weak_isolation=sorted({r.isolation for r in results if r.isolation not in FULL_ISOLATIONS}),
+        clusters=list(clusters)[:SHOWN_CLUSTERS], clusters_total=len(clusters), cluster_min=CLUSTER_MIN_STUDENTS,
     )
 
 
@@ -424,8 +427,8 @@ def render_student_report(result: SubmissionResult, *, title: str = "Homework") 
     return environment().get_template("student.html").render(**student_context(result, title=title))
 
 
-def render_index(results: Sequence[SubmissionResult], *, title: str = "Homework") -> str:
-    return environment().get_template("index.html").render(**index_context(results, title=title))
+def render_index(results: Sequence[SubmissionResult], *, title: str = "Homework", clusters: Sequence = ()) -> str:
+    return environment().get_template("index.html").render(**index_context(results, title=title, clusters=clusters))
 
 
 def _write(path: Path, text: str) -> Path:
@@ -448,6 +451,7 @@ def write_student_report(result: SubmissionResult, path: Path, *, title: str = "
     return _write(Path(path), render_student_report(result, title=title))
 
 
-def write_index(results: list[SubmissionResult], out_dir: Path, *, title: str = "Homework") -> Path:
+def write_index(results: list[SubmissionResult], out_dir: Path, *, title: str = "Homework",
+                clusters: Sequence = ()) -> Path:
     """Write the class overview ``out_dir/index.html``, linking to ``<student>/report.html``."""
-    return _write(Path(out_dir) / "index.html", render_index(results, title=title))
+    return _write(Path(out_dir) / "index.html", render_index(results, title=title, clusters=clusters))
