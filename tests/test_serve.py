@@ -256,6 +256,7 @@ def test_bad_grades_are_refused_with_a_reason(client, out):
         assert r.status_code == 400 and word in r.json()["error"], (body, r.text)
     assert client.get("/api/q/q1/a/S-NOPE").status_code == 404
     assert client.get("/api/q/q9/answers").status_code == 404
+    assert client.get("/q/q9").status_code == 404 and client.get("/q/q3").status_code == 404
 
 
 def test_a_group_is_graded_in_one_step(client, out):

@@ -45,6 +45,7 @@ from urllib.parse import parse_qs, quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -630,7 +631,10 @@ def create_app(out_dir: Path, access: Access, *, default_grader: Optional[str] =
         if not questions:
             return HTMLResponse(env.get_template("empty.html").render(title=gb.title), 200)
         qid = request.path_params.get("qid") or questions[0].id
-        wq = service.question(qid)
+        try:
+            wq = service.question(qid)
+        except ClientError as exc:
+            return PlainTextResponse(f"{exc.status}: {exc.message}\n", exc.status)
         progress = gb.progress()
         return HTMLResponse(env.get_template("grade.html").render(
             title=gb.title, question=wq, questions=questions, progress=progress,
@@ -650,7 +654,6 @@ def create_app(out_dir: Path, access: Access, *, default_grader: Optional[str] =
                     return JSONResponse({"error": "the body is not JSON"}, 400)
                 if not isinstance(body, dict):
                     return JSONResponse({"error": "the body must be a JSON object"}, 400)
-            from starlette.concurrency import run_in_threadpool
             try:
                 return JSONResponse(await run_in_threadpool(handler, request, body))
             except ClientError as exc:
@@ -723,7 +726,6 @@ def create_app(out_dir: Path, access: Access, *, default_grader: Optional[str] =
         return PlainTextResponse(f"{exc.status_code}: {exc.detail}\n", exc.status_code)
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_found})
-    app.state.service = service
     return Guard(app, access)
 
 

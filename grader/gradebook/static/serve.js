@@ -380,8 +380,10 @@
           clearInterval(statusTimer);
           statusTimer = null;
         }
-      } catch (e) {
-        $("report-status").textContent = e.message;
+      } catch (e) {              // the server stopped or the network is gone: stop asking
+        $("report-status").textContent = "cannot reach the grading server: " + e.message;
+        clearInterval(statusTimer);
+        statusTimer = null;
       }
     }, 1000);
   }
