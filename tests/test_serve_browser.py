@@ -25,6 +25,7 @@ import pytest
 from test_browser import ARGS, CHROMIUM, _unavailable  # noqa: I001  (same Chromium set-up as the reports)
 from test_serve import start_server, stop_server
 from grader.gradebook.store import Gradebook
+from grader.grading.results import fmt_points
 
 pytestmark = pytest.mark.browser
 
@@ -216,7 +217,7 @@ def test_grade_two_answers_with_the_keyboard_and_find_the_totals_everywhere(serv
         assert len(written) == 1 and written[0]["score"] == pytest.approx(manual)
         report = (out / student / "report.html").read_text(encoding="utf-8")
         assert "running averages at test time" in report
-        total_text = f"{final[student].score:g}"
+        total_text = fmt_points(final[student].score)         # as every writer shows points
         assert total_text in report and total_text in index
 
     # what the student sees: the report with the graded written part
