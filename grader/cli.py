@@ -125,17 +125,23 @@ def _rubric_path(args) -> Path:
     return path
 
 
-def _choose_isolation(args, *, allow_process: bool):
-    """Fail closed (``grader.sandbox.detect``), then say which level grades, before grading starts."""
+def _choose_isolation(args, *, allow_process: bool, announce: bool = True):
+    """Fail closed (``grader.sandbox.detect``); ``announce``: say now which level grades."""
     from grader.sandbox.detect import choose
 
     detection = choose(args.isolation, allow_process=allow_process)
+    if announce:
+        _announce_isolation(args, detection)
+    return detection
+
+
+def _announce_isolation(args, detection) -> None:
+    """The level, printed before grading starts (and a loud warning when it is unsandboxed)."""
     print(f"hwgrader: {detection.describe()}", file=sys.stderr)
     if not detection.level.sandboxed:
         how = "as you asked (--isolation process)" if args.isolation else "because no sandbox works on this machine"
         print(f"hwgrader: WARNING: student code runs UNSANDBOXED {how}: it can read and write "
               "everything your user can (see docs/threat-model.md)", file=sys.stderr)
-    return detection.level
 
 
 def _full_plan(args):
@@ -169,7 +175,8 @@ def _grade(args) -> int:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     _check_out_dir(args.out)
     _rubric_path(args)  # a usage error first: probing the sandbox takes a moment
-    isolation = _choose_isolation(args, allow_process=False)  # fail closed before anything is graded
+    detection = _choose_isolation(args, allow_process=False, announce=False)  # fail closed first
+    isolation = detection.level
     started = time.monotonic()
     sandbox = Sandbox(isolation, slots=args.jobs)
     with _closing_on_error(sandbox), ThreadPoolExecutor(max_workers=1) as background:
@@ -186,6 +193,7 @@ def _grade(args) -> int:
                              f"see {visible(str(args.out / 'intake.csv'))}")
         gradebook = Gradebook.open(args.out, create=True)  # a damaged or foreign file stops us here
         warmed.result()
+    _announce_isolation(args, detection)  # after the set-up's own errors, before grading starts
     try:
         # Incremental: unchanged submissions are reused from the gradebook, manual grades are kept.
         gradebook.sync_plan(plan)
@@ -321,7 +329,7 @@ def _check(args) -> int:
         plan = build_plan(load_rubric(_rubric_path(args)), public_only=True)
     if args.question:
         plan = plan.select(args.question)
-    isolation = _choose_isolation(args, allow_process=True)
+    isolation = _choose_isolation(args, allow_process=True).level
     with Sandbox(isolation) as sandbox:
         result = grade_submission(args.file, plan, sandbox=sandbox)
     report = args.report or Path(f"{result.student}-report.html")
