@@ -47,7 +47,7 @@ def grade_submission(path: Path, plan: Plan, *, isolation: Optional[str] = None,
                 result.load_error = f"{submission.path.name}: {where} raised {first.summary}"
                 _fill(result, plan, submission, answers=report.answers, run=None)
             else:
-                runner = _CaseRunner(session, set(report.functions), result.cell_failures)
+                runner = _CaseRunner(session, set(report.functions), result.cell_failures, plan.timing.strikes)
                 _fill(result, plan, submission, answers=report.answers, run=runner.run)
         # After the session closed: its output pipe has been read to the end.
         result.output, result.output_truncated = session.output()
@@ -82,16 +82,17 @@ def _not_run(case: PlannedCase) -> CaseResult:
     return _base(case, "skipped", "not run: the submission could not be loaded")
 
 
-#: After this many timeouts of one function, its remaining cases are not run (they would
-#: only spend the submission's time budget waiting again).
-TIMEOUT_STRIKES = 2
-
-
 class _CaseRunner:
-    """Runs one submission's cases in its session, remembering which functions keep hanging."""
+    """Runs one submission's cases in its session, remembering which functions keep hanging.
 
-    def __init__(self, session: WorkerSession, defined: set[str], cell_failures: list):
+    Each call gets its case's own CPU-time limit (``PlannedCase.cpu_seconds``, scaled from the
+    reference's time) under the wall-clock ceiling ``Limits.call_seconds``; after ``plan.timing.strikes`` timeouts of one function its remaining cases
+    are not run, since they would only spend the batch's time waiting again.
+    """
+
+    def __init__(self, session: WorkerSession, defined: set[str], cell_failures: list, strikes: int):
         self.session, self.defined, self.cell_failures = session, defined, cell_failures
+        self.strikes = strikes
         self.timeouts: dict[str, int] = {}
 
     def run(self, case: PlannedCase) -> CaseResult:
@@ -102,12 +103,12 @@ class _CaseRunner:
                 where = f"cell {first.cell}" if first.cell else "your module"
                 why = f"loading {where} raised {first.summary}"
             return _base(case, "missing", f"{case.function} is not defined in your submission ({why})")
-        if self.timeouts.get(case.function, 0) >= TIMEOUT_STRIKES:
-            return _base(case, "timeout", f"not run: {case.function} already ran out of time on "
-                                          f"{TIMEOUT_STRIKES} cases")
+        if self.timeouts.get(case.function, 0) >= self.strikes:
+            cases = "another case" if self.strikes == 1 else f"{self.strikes} other cases"
+            return _base(case, "timeout", f"not run: {case.function} already ran out of time on {cases}")
         outcome = self.session.call(case.function, list(case.args), dict(case.kwargs),
                                     list(case.arg_names) + list(case.kwargs), len(case.output_names),
-                                    output_names=list(case.output_names))
+                                    output_names=list(case.output_names), cpu_seconds=case.cpu_seconds)
         if outcome.verdict == "timeout":
             self.timeouts[case.function] = self.timeouts.get(case.function, 0) + 1
         if outcome.verdict != "ok":

@@ -368,8 +368,13 @@ class WorkerSession:
         return report
 
     def call(self, function: str, args: list, kwargs: dict, arg_names: list[str], n_outputs: int,
-             *, output_names: Optional[list[str]] = None) -> CallOutcome:
-        """Run ``function(*args, **kwargs)`` in the worker on fresh copies of the inputs."""
+             *, output_names: Optional[list[str]] = None,
+             cpu_seconds: Optional[float] = None) -> CallOutcome:
+        """Run ``function(*args, **kwargs)`` in the worker on fresh copies of the inputs.
+
+        The call may take ``Limits.call_seconds`` of wall-clock time and, when ``cpu_seconds`` is
+        given, that much CPU time (the worker arms a CPU timer that kills it: a verdict "timeout").
+        """
         if self._closed:
             raise RuntimeError("session is closed")
         if self._load_report is None:
@@ -388,7 +393,7 @@ class WorkerSession:
                 if not self._restart(function):
                     return CallOutcome("skipped" if self._broken else "crash", None,
                                        f"not run: {self._broken}", None, [], time.monotonic() - t0)
-            return self._call(function, args, kwargs, arg_names, n_outputs, output_names)
+            return self._call(function, args, kwargs, arg_names, n_outputs, output_names, cpu_seconds)
         finally:
             self._spent += time.monotonic() - t0
 
@@ -475,7 +480,8 @@ class WorkerSession:
             self._worker.kill()
         return False
 
-    def _classify_death(self, w: _Worker, exc: BaseException, doing: str) -> tuple[str, str]:
+    def _classify_death(self, w: _Worker, exc: BaseException, doing: str,
+                        cpu_seconds: Optional[float] = None) -> tuple[str, str]:
         """Kill what is left and name what happened: (verdict, message)."""
         garbage = isinstance(exc, ProtocolError)
         if garbage:
@@ -485,6 +491,8 @@ class WorkerSession:
         w.kill()
         tail = self._output.tail()
         memory_hint = any(m in tail for m in _MEMORY_MARKERS)
+        if sig == signal.SIGPROF and cpu_seconds is not None:
+            return "timeout", f"ran out of time ({cpu_seconds:g} s of CPU time)"
         if sig in (signal.SIGXCPU, signal.SIGKILL) and not memory_hint:
             return "timeout", f"ran out of CPU time ({self.limits.cpu_seconds} s) while {doing}"
         if memory_hint and (sig is not None or code not in (0, None)):
@@ -495,7 +503,7 @@ class WorkerSession:
             return "crash", f"the worker closed its channel while {doing}"
         return "crash", f"the worker exited with code {code} while {doing}"
 
-    def _call(self, function, args, kwargs, arg_names, n_outputs, output_names) -> CallOutcome:
+    def _call(self, function, args, kwargs, arg_names, n_outputs, output_names, cpu_seconds) -> CallOutcome:
         w = self._worker
         assert w is not None
         t0 = time.monotonic()
@@ -508,8 +516,11 @@ class WorkerSession:
                   "n_outputs": int(n_outputs)}
         if output_names:
             header["output_names"] = list(output_names)
-        limit = min(float(self.limits.call_seconds), max(self.seconds_left, 0.0))
-        budget_bound = limit < self.limits.call_seconds
+        if cpu_seconds is not None:
+            header["cpu_seconds"] = float(cpu_seconds)
+        call_seconds = float(self.limits.call_seconds)
+        limit = min(call_seconds, max(self.seconds_left, 0.0))
+        budget_bound = limit < call_seconds
         deadline = t0 + limit
         max_payload = max(1, int(n_outputs)) * protocol.MAX_ELEMENTS * 8
         try:
@@ -523,11 +534,11 @@ class WorkerSession:
                 msg = (f"ran out of time: the submission's time budget "
                        f"({self.limits.submission_seconds:g} s) ran out during this call")
             else:
-                msg = f"ran out of time ({self.limits.call_seconds:g} s)"
+                msg = f"ran out of time ({call_seconds:g} s)"
             self.incidents.append(f"{function} {msg}; the worker was restarted")
             return CallOutcome("timeout", None, msg, None, [], secs)
         except (EOFError, ProtocolError) as exc:
-            verdict, msg = self._classify_death(w, exc, f"running {function}")
+            verdict, msg = self._classify_death(w, exc, f"running {function}", cpu_seconds)
             self.incidents.append(f"{function}: {msg}; the worker was restarted")
             return CallOutcome(verdict, None, msg, None, [], time.monotonic() - t0)
 
