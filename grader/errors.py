@@ -51,6 +51,13 @@ class KitError(HwgraderError):
     exit_code = 2
 
 
+class GradebookError(HwgraderError):
+    """The gradebook file in an output folder is missing, damaged, foreign or newer than this hwgrader,
+    or a manual grade / import does not fit it; the message names the file or the row."""
+
+    exit_code = 2
+
+
 class SandboxError(HwgraderError):
     """The grader could not start an isolated worker at all (not a student failure)."""
 

@@ -121,6 +121,20 @@ class WrittenResult:
     answer: Optional[str]      # None when the submission has no answer
     score: float = 0.0
     graded: bool = False
+    # Filled from the gradebook's manual grades (grader.gradebook), never by the engine:
+    items: list["AppliedItem"] = field(default_factory=list)   # rubric items the grader applied
+    adjustment: float = 0.0    # free points adjustment on top of the items
+    comment: str = ""          # the grader's comment to the student
+    grader: str = ""           # who graded it last
+    answer_changed: bool = False   # the answer was edited after it was graded (grade kept)
+
+
+@dataclass
+class AppliedItem:
+    """A rubric item a grader applied to a written answer."""
+
+    label: str
+    points: float              # signed: credit or penalty
 
 
 @dataclass
@@ -187,3 +201,105 @@ class SubmissionResult:
             if q.id == qid:
                 return q
         raise KeyError(qid)
+
+    @property
+    def pending(self) -> float:
+        """Points of written parts still waiting for a person's grade."""
+        return round(sum(q.written.max_score for q in self.questions
+                         if q.written is not None and not q.written.graded), 6)
+
+    def to_json(self) -> dict:
+        """Plain, versioned JSON data (see :func:`submission_to_json`)."""
+        return submission_to_json(self)
+
+    @staticmethod
+    def from_json(data: dict) -> "SubmissionResult":
+        return submission_from_json(data)
+
+
+# --------------------------------------------------------------------------- JSON form
+# The gradebook stores each graded submission so a re-run can reuse it; the form is
+# versioned (``RESULTS_JSON_VERSION``) and a stored result of another version is re-graded.
+
+#: Bump when a field of these dataclasses changes meaning or is removed.
+RESULTS_JSON_VERSION = 1
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": {"dtype": value.dtype.str, "shape": list(value.shape),
+                                "data": value.ravel().tolist()}}
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "__dataclass_fields__"):
+        return _fields(value)
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__ndarray__"}:
+            spec = value["__ndarray__"]
+            return np.asarray(spec["data"], dtype=np.dtype(spec["dtype"])).reshape(spec["shape"])
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def _fields(obj: Any) -> dict:
+    return {f: _encode(getattr(obj, f)) for f in obj.__dataclass_fields__}
+
+
+
+def submission_to_json(result: SubmissionResult) -> dict:
+    """``result`` as plain JSON data (numpy arrays tagged), with ``version``."""
+    data = {"version": RESULTS_JSON_VERSION}
+    for name in result.__dataclass_fields__:
+        if name == "questions":
+            data["questions"] = [
+                {**{k: getattr(q, k) for k in ("id", "title", "max_score")},
+                 "cases": [_fields(c) for c in q.cases],
+                 "written": _fields(q.written) if q.written is not None else None}
+                for q in result.questions]
+        elif name == "cell_failures":
+            data[name] = [_fields(c) for c in result.cell_failures]
+        else:
+            data[name] = _encode(getattr(result, name))
+    return data
+
+
+def _case_from_json(d: dict) -> CaseResult:
+    d = dict(d)
+    d["outputs"] = [OutputCheck(**{**o, **{k: _decode(o[k]) for k in ("expected", "got", "mismatch")},
+                                   "worst_index": tuple(o["worst_index"]) if o.get("worst_index") is not None else None})
+                    for o in d["outputs"]]
+    d["inputs"] = _decode(d["inputs"]) if d.get("inputs") is not None else None
+    d["diagnosis"] = Diagnosis(**d["diagnosis"]) if d.get("diagnosis") else None
+    return CaseResult(**d)
+
+
+def _written_from_json(d: dict) -> WrittenResult:
+    return WrittenResult(**{**d, "items": [AppliedItem(**i) for i in d.get("items", [])]})
+
+
+def submission_from_json(data: dict) -> SubmissionResult:
+    """The inverse of :func:`submission_to_json`; ``ValueError`` for another version or a bad shape."""
+    if not isinstance(data, dict) or data.get("version") != RESULTS_JSON_VERSION:
+        raise ValueError(f"stored results have version {data.get('version') if isinstance(data, dict) else None!r}, "
+                         f"this hwgrader reads {RESULTS_JSON_VERSION}")
+    try:
+        questions = [QuestionResult(id=q["id"], title=q["title"], max_score=q["max_score"],
+                                    cases=[_case_from_json(c) for c in q["cases"]],
+                                    written=_written_from_json(q["written"]) if q["written"] else None)
+                     for q in data["questions"]]
+        rest = {k: v for k, v in data.items() if k not in ("version", "questions", "cell_failures")}
+        return SubmissionResult(**rest, questions=questions,
+                                cell_failures=[CellFailure(**c) for c in data["cell_failures"]])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"stored results do not match this hwgrader's fields: {exc}") from None
+
