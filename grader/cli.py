@@ -37,7 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--out", type=Path, default=Path("reports"), help="where reports go (default: reports)")
     grade.add_argument("--rubric", type=Path, help=f"rubric file (default: {DEFAULT_RUBRIC})")
     grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default: 1)")
-    grade.add_argument("--scheduler", metavar="ADDRESS", help="remote scheduler (not supported: use --jobs)")
+    grade.add_argument("--scheduler", metavar="ADDRESS",
+                       help="grade on a Dask cluster: tcp://HOST:PORT or tls://HOST:PORT of a running "
+                            "scheduler, or local / local:N for an embedded one (needs hwgrader[dask]; "
+                            "--jobs is then the workers' threads)")
     grade.add_argument("--isolation", choices=ISOLATIONS, default="auto",
                        help="sandbox to use (default: the strongest available)")
 
@@ -107,8 +110,7 @@ def _grade(args) -> int:
     from grader.outputs.terminal import print_class_table
 
     if args.scheduler:
-        raise UsageError("--scheduler: distributed grading is not available in this version; "
-                         "grade on one machine with --jobs N")
+        return _grade_on_cluster(args)
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     if not args.submissions.is_dir():
@@ -133,6 +135,45 @@ def _grade(args) -> int:
           f"(--jobs {args.jobs}, isolation: {isolation}). Reports: {args.out / 'index.html'}, "
           f"grades: {args.out / 'grades.csv'}")
     _warn_isolation(isolation)
+    if internal_errors:
+        for line in internal_errors:
+            print(f"hwgrader: error: grading failed for {line}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _grade_on_cluster(args) -> int:
+    """``grade --scheduler``: the same batch, writers and outputs, graded on a Dask cluster."""
+    from grader.assignment.submission import find_submissions
+    from grader.distributed.cluster import parse_scheduler
+    from grader.distributed.executor import DaskExecutor
+    from grader.grading.batch import grade_all
+    from grader.outputs.terminal import print_class_table
+    from grader.outputs.writers import WriterChain, default_writers
+
+    address = parse_scheduler(args.scheduler)
+    if not args.submissions.is_dir():
+        raise UsageError(f"submissions folder not found: {args.submissions}")
+    started = time.monotonic()
+    plan = _full_plan(args)
+    paths = find_submissions(args.submissions)
+    if not paths:
+        print(f"hwgrader: no .py or .ipynb submissions in {args.submissions}", file=sys.stderr)
+    args.out.mkdir(parents=True, exist_ok=True)
+    writers = WriterChain(default_writers(args.out, plan))
+    executor = DaskExecutor(address, isolation=_isolation(args))
+    results, internal_errors = grade_all(paths, plan, executor=executor, on_result=writers.submission)
+    writers.finish(results)
+    print_class_table(results, plan, sys.stdout)
+    print(f"\nGraded {len(results)} submission(s) in {time.monotonic() - started:.1f} s "
+          f"({executor.description}, isolation: {executor.isolation}). Reports: {args.out / 'index.html'}, "
+          f"grades: {args.out / 'grades.csv'}")
+    if executor.infrastructure_failures:
+        print(f"hwgrader: {executor.infrastructure_failures} submission(s) kept killing the Dask workers "
+              f"that graded them: recorded as not graded (infrastructure failure), not as a zero",
+              file=sys.stderr)
+    for level in executor.isolation.split("/"):
+        _warn_isolation(level)
     if internal_errors:
         for line in internal_errors:
             print(f"hwgrader: error: grading failed for {line}", file=sys.stderr)

@@ -59,6 +59,7 @@ class PlannedCase:
     mistakes: tuple[KnownMistake, ...] = ()
     cpu_seconds: Optional[float] = None   # CPU time a call may use on this case (rubric ``CallTiming``)
     reference_seconds: float = 0.0        # CPU time the reference took on it when the plan was built
+    cpu_limit_text: Optional[str] = None  # that limit in words, for a student ("100 times the reference's...")
 
     @property
     def inputs(self) -> dict[str, Value]:
@@ -157,7 +158,8 @@ def _plan_case(rubric: Rubric, refs: ReferenceSet, qid: str, part: Part, case: C
         kwargs=kwargs, output_names=part.outputs, expected=expected, rtol=part.rtol, atol=part.atol,
         must_not_modify_inputs=part.must_not_modify_inputs, mistakes=tuple(mistakes),
         cpu_seconds=part.call_cpu_seconds or rubric.timing.cpu_limit(reference_seconds, rubric.limits.call_seconds),
-        reference_seconds=round(reference_seconds, 6))
+        reference_seconds=round(reference_seconds, 6),
+        cpu_limit_text=None if part.call_cpu_seconds or rubric.timing.cpu_factor <= 0 else rubric.timing.describe())
 
 
 def _instance(rubric: Rubric, refs: ReferenceSet, case: Case, key: str) -> dict[str, Any]:
@@ -264,6 +266,7 @@ def plan_to_json(plan: Plan) -> dict:
                 "expected": [_encode(e) for e in c.expected],
                 "rtol": c.rtol, "atol": c.atol, "must_not_modify_inputs": c.must_not_modify_inputs,
                 "cpu_seconds": c.cpu_seconds, "reference_seconds": c.reference_seconds,
+                "cpu_limit_text": c.cpu_limit_text,
                 "mistakes": [{"id": m.id, "title": m.title, "hint": m.hint,
                               "outputs": None if m.outputs is None else [_encode(o) for o in m.outputs]}
                              for m in c.mistakes],
@@ -294,6 +297,7 @@ def load_plan_json(path: Path) -> Plan:
                 must_not_modify_inputs=bool(c["must_not_modify_inputs"]),
                 cpu_seconds=None if c.get("cpu_seconds") is None else float(c["cpu_seconds"]),
                 reference_seconds=float(c.get("reference_seconds", 0.0)),
+                cpu_limit_text=c.get("cpu_limit_text"),
                 mistakes=tuple(KnownMistake(m["id"], m["title"], m["hint"],
                                             None if m["outputs"] is None
                                             else tuple(_decode(o) for o in m["outputs"]))

@@ -103,6 +103,11 @@ class CallTiming:
             return None
         return round(min(float(ceiling), max(self.cpu_floor_seconds, self.cpu_factor * reference_cpu_seconds)), 3)
 
+    def describe(self) -> str:
+        """The limit in words, the same in every run (the measured seconds vary a little)."""
+        return (f"{self.cpu_factor:g} times the reference's CPU time on this case, at least "
+                f"{self.cpu_floor_seconds:g} s")
+
 
 #: Rubric ``limits:`` keys that set the ``CallTiming`` (the others are the sandbox's ``Limits``).
 _TIMING_KEYS = {"call_cpu_factor": "cpu_factor", "call_cpu_floor_seconds": "cpu_floor_seconds",

@@ -1,7 +1,7 @@
 """Grading a folder: N workers at a time, a progress line, every student graded whatever happens.
 
-Each submission is graded in its own sandboxed worker by ``engine``; this
-module only schedules them and hands each result, as soon as it is graded, to
+Each submission is graded in its own sandboxed worker by ``engine``, on this machine or a Dask
+cluster (``grader.grading.executors``); this module hands each result, as soon as it is graded, to
 the caller's ``on_result`` (the writers in ``grader.outputs.writers``): grading
 yields results, it never writes files itself. A failure of hwgrader itself on one student is
 recorded on that student and reported; the batch goes on.
@@ -9,17 +9,13 @@ recorded on that student and reported; the batch goes on.
 
 from __future__ import annotations
 
-import queue
 import sys
 import threading
 import time
-import traceback
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Callable, Optional, TextIO
+from typing import Callable, Optional, Sequence, TextIO
 
-from grader.grading.engine import grade_submission
 from grader.assignment.plan import Plan
+from grader.grading.executors import Executor, Item, LocalThreads, failed_result, item_name
 from grader.grading.results import SubmissionResult, fmt_points
 
 
@@ -54,42 +50,36 @@ class Progress:
         self.stream.flush()
 
 
-def grade_all(paths: list[Path], plan: Plan, *, jobs: int = 1,
+def grade_all(paths: Sequence[Item], plan: Plan, *, jobs: int = 1,
               isolation: Optional[str] = None, progress: Optional[TextIO] = sys.stderr,
-              on_result: Optional[Callable[[SubmissionResult], None]] = None) -> tuple[list[SubmissionResult], list[str]]:
-    """Grade every path; returns the results (in input order) and hwgrader's own failures, if any."""
-    slots: "queue.Queue[int]" = queue.Queue()
-    for slot in range(jobs):
-        slots.put(slot)
-    bar = Progress(len(paths), progress) if progress is not None and paths else None
-    internal_errors: list[str] = []
+              on_result: Optional[Callable[[SubmissionResult], None]] = None,
+              executor: Optional[Executor] = None) -> tuple[list[SubmissionResult], list[str]]:
+    """Grade every path; returns the results (in input order) and hwgrader's own failures, if any.
 
-    def one(path: Path) -> SubmissionResult:
-        slot = slots.get()
-        try:
-            result = grade_submission(path, plan, isolation=isolation, slot=slot)
-        except Exception as exc:  # a bug in hwgrader must not cost the other students their grades
-            internal_errors.append(f"{path.name}: {type(exc).__name__}: {exc}")
-            result = SubmissionResult(student=path.stem, file=path.name, isolation="none",
-                                      load_error=f"hwgrader failed on this submission (not the student's "
-                                                 f"fault; it will be regraded): {type(exc).__name__}: {exc}")
-            result.output = traceback.format_exc()[-4000:]
-        finally:
-            slots.put(slot)
+    ``executor`` says where (``grader.grading.executors``); by default ``jobs`` threads on this
+    machine. Each result reaches ``on_result`` and the progress bar once, as soon as it is graded.
+    """
+    executor = executor or LocalThreads(jobs, isolation)
+    bar = Progress(len(paths), progress) if progress is not None and paths else None
+    results: list[Optional[SubmissionResult]] = [None] * len(paths)
+    internal_errors: list[str] = []
+    lock = threading.Lock()
+
+    def deliver(index: int, result: SubmissionResult, internal_error: Optional[str]) -> None:
+        with lock:
+            if results[index] is not None:  # an executor that retried: the first result stands
+                return
+            results[index] = result
+            if internal_error:
+                internal_errors.append(internal_error)
         if on_result:
             on_result(result)
         if bar:
             bar.update(result)
-        return result
 
-    # Each grading thread mostly waits on its worker, call after call; a thread rendering a report
-    # holds the GIL for milliseconds. A short switch interval hands the GIL over quickly, so one
-    # thread's rendering does not add its length to every call of the others.
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, 0.0005))
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            results = list(pool.map(one, paths))
-    finally:
-        sys.setswitchinterval(interval)
-    return results, internal_errors
+    executor.grade(paths, plan, deliver)
+    missing = [i for i, r in enumerate(results) if r is None]
+    for i in missing:  # an executor bug must not drop a student from the class files
+        deliver(i, failed_result(paths[i], "it was never graded (hwgrader bug)"),
+                f"{item_name(paths[i])[1]}: never graded")
+    return results, internal_errors  # type: ignore[return-value]

@@ -20,12 +20,13 @@ from grader.grading.results import (VERDICT_WORDS, CaseResult, Diagnosis, Questi
 from grader.sandbox.session import CallOutcome, WorkerSession
 
 
-def grade_submission(path: Path, plan: Plan, *, isolation: Optional[str] = None,
+def grade_submission(path: Path | Submission, plan: Plan, *, isolation: Optional[str] = None,
                      slot: int = 0) -> SubmissionResult:
-    """Grade the file at ``path``; a broken or hostile submission is graded as such, never raised."""
+    """Grade the file at ``path`` (or a submission already read, e.g. shipped to a Dask worker);
+    a broken or hostile submission is graded as such, never raised."""
     started = time.monotonic()
-    submission = read_submission(path)
-    result = SubmissionResult(student=submission.student, file=Path(path).name, isolation="none")
+    submission = path if isinstance(path, Submission) else read_submission(path)
+    result = SubmissionResult(student=submission.student, file=submission.path.name, isolation="none")
     if submission.load_error:
         result.load_error = submission.load_error
         _fill(result, plan, submission, answers={}, run=None)
@@ -108,7 +109,8 @@ class _CaseRunner:
             return _base(case, "timeout", f"not run: {case.function} already ran out of time on {cases}")
         outcome = self.session.call(case.function, list(case.args), dict(case.kwargs),
                                     list(case.arg_names) + list(case.kwargs), len(case.output_names),
-                                    output_names=list(case.output_names), cpu_seconds=case.cpu_seconds)
+                                    output_names=list(case.output_names), cpu_seconds=case.cpu_seconds,
+                                    cpu_limit_text=case.cpu_limit_text)
         if outcome.verdict == "timeout":
             self.timeouts[case.function] = self.timeouts.get(case.function, 0) + 1
         if outcome.verdict != "ok":

@@ -369,11 +369,12 @@ class WorkerSession:
 
     def call(self, function: str, args: list, kwargs: dict, arg_names: list[str], n_outputs: int,
              *, output_names: Optional[list[str]] = None,
-             cpu_seconds: Optional[float] = None) -> CallOutcome:
+             cpu_seconds: Optional[float] = None, cpu_limit_text: Optional[str] = None) -> CallOutcome:
         """Run ``function(*args, **kwargs)`` in the worker on fresh copies of the inputs.
 
         The call may take ``Limits.call_seconds`` of wall-clock time and, when ``cpu_seconds`` is
-        given, that much CPU time (the worker arms a CPU timer that kills it: a verdict "timeout").
+        given, that much CPU time (the worker arms a CPU timer that kills it: a verdict "timeout";
+        ``cpu_limit_text`` says what that limit is in the message, default "N s of CPU time").
         """
         if self._closed:
             raise RuntimeError("session is closed")
@@ -393,7 +394,8 @@ class WorkerSession:
                 if not self._restart(function):
                     return CallOutcome("skipped" if self._broken else "crash", None,
                                        f"not run: {self._broken}", None, [], time.monotonic() - t0)
-            return self._call(function, args, kwargs, arg_names, n_outputs, output_names, cpu_seconds)
+            return self._call(function, args, kwargs, arg_names, n_outputs, output_names, cpu_seconds,
+                              cpu_limit_text)
         finally:
             self._spent += time.monotonic() - t0
 
@@ -481,7 +483,7 @@ class WorkerSession:
         return False
 
     def _classify_death(self, w: _Worker, exc: BaseException, doing: str,
-                        cpu_seconds: Optional[float] = None) -> tuple[str, str]:
+                        cpu_limit_text: Optional[str] = None) -> tuple[str, str]:
         """Kill what is left and name what happened: (verdict, message)."""
         garbage = isinstance(exc, ProtocolError)
         if garbage:
@@ -491,8 +493,8 @@ class WorkerSession:
         w.kill()
         tail = self._output.tail()
         memory_hint = any(m in tail for m in _MEMORY_MARKERS)
-        if sig == signal.SIGPROF and cpu_seconds is not None:
-            return "timeout", f"ran out of time ({cpu_seconds:g} s of CPU time)"
+        if sig == signal.SIGPROF and cpu_limit_text is not None:
+            return "timeout", f"ran out of time ({cpu_limit_text})"
         if sig in (signal.SIGXCPU, signal.SIGKILL) and not memory_hint:
             return "timeout", f"ran out of CPU time ({self.limits.cpu_seconds} s) while {doing}"
         if memory_hint and (sig is not None or code not in (0, None)):
@@ -503,7 +505,8 @@ class WorkerSession:
             return "crash", f"the worker closed its channel while {doing}"
         return "crash", f"the worker exited with code {code} while {doing}"
 
-    def _call(self, function, args, kwargs, arg_names, n_outputs, output_names, cpu_seconds) -> CallOutcome:
+    def _call(self, function, args, kwargs, arg_names, n_outputs, output_names, cpu_seconds,
+              cpu_limit_text=None) -> CallOutcome:
         w = self._worker
         assert w is not None
         t0 = time.monotonic()
@@ -538,7 +541,8 @@ class WorkerSession:
             self.incidents.append(f"{function} {msg}; the worker was restarted")
             return CallOutcome("timeout", None, msg, None, [], secs)
         except (EOFError, ProtocolError) as exc:
-            verdict, msg = self._classify_death(w, exc, f"running {function}", cpu_seconds)
+            cpu_text = None if cpu_seconds is None else (cpu_limit_text or f"{cpu_seconds:g} s of CPU time")
+            verdict, msg = self._classify_death(w, exc, f"running {function}", cpu_text)
             self.incidents.append(f"{function}: {msg}; the worker was restarted")
             return CallOutcome(verdict, None, msg, None, [], time.monotonic() - t0)
 
