@@ -84,6 +84,9 @@ class DaskExecutor:
 
     # ------------------------------------------------------------------ the batch
     def grade(self, items: Sequence[Item], plan: Plan, deliver: Deliver) -> None:
+        if not items:  # nothing to grade (e.g. every submission reused): no need for the cluster
+            self.isolation = "not used"
+            return
         with Connection(self.address, warn=self.log) as connection:
             self._grade(connection.client, items, plan, deliver)
 

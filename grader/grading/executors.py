@@ -49,7 +49,7 @@ def item_name(item: Item) -> tuple[str, str]:
 def failed_result(item: Item, why: str, *, isolation: str = "none") -> SubmissionResult:
     """The result of a submission hwgrader could not grade: not the student's fault, regraded later."""
     student, file = item_name(item)
-    return SubmissionResult(student=student, file=file, isolation=isolation,
+    return SubmissionResult(student=student, file=file, isolation=isolation, hwgrader_failed=True,
                             load_error=f"hwgrader could not grade this submission (not the student's "
                                        f"fault; it will be regraded): {why}")
 
