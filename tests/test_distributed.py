@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -49,7 +50,7 @@ def _free_port() -> int:
 class DaskCluster:
     """``dask scheduler`` + N ``dask worker`` processes on loopback, each in its own process group."""
 
-    def __init__(self, tmp: Path, workers: int = 2):
+    def __init__(self, tmp: Path, workers: int = 2, worker_env: Optional[list[dict]] = None):
         self.tmp = tmp
         tmp.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
@@ -61,7 +62,8 @@ class DaskCluster:
                                                    "--no-dashboard"], env)
         self.workers = [self._start(f"worker-{i}", ["worker", self.address, "--nthreads", "1", "--host",
                                                     "127.0.0.1", "--no-dashboard", "--name", f"w{i}",
-                                                    "--local-directory", str(tmp / f"w{i}")], env)
+                                                    "--local-directory", str(tmp / f"w{i}")],
+                                    {**env, **((worker_env or [])[i] if i < len(worker_env or []) else {})})
                         for i in range(workers)]
         try:
             with self.client() as client:
@@ -288,3 +290,25 @@ def test_embedded_local_cluster_equals_the_local_run(local_run, tmp_path):
     assert "(--scheduler local:2, isolation: " in proc.stdout
     assert sorted(_grades(out)) == sorted(students)
     _assert_same_as_local(out, local_run, students)
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_sandbox_is_reported_and_not_used(local_run, tmp_path):
+    # worker w1 finds neither bwrap nor unshare (empty PATH): it must refuse, never grade unsandboxed
+    cluster = DaskCluster(tmp_path / "cluster", worker_env=[{}, {"PATH": "/nonexistent"}])
+    try:
+        students = _copy_batch(tmp_path / "subs", SMALL, copies=2)
+        out = tmp_path / "out"
+        proc = hwgrader("grade", tmp_path / "subs", "--out", out, "--scheduler", cluster.address)
+        with cluster.client() as client:
+            names = {info["name"]: addr for addr, info in client.scheduler_info(n_workers=-1)["workers"].items()}
+    finally:
+        cluster.stop()
+    assert proc.returncode == 0, proc.stderr + cluster.logs()
+    assert (f"hwgrader: WARNING: Dask worker {names['w1']} is not used: no sandbox works on this worker"
+            in proc.stderr)
+    assert "grading on 1 Dask worker(s), 1 slot(s), isolation: " in proc.stderr
+    assert sorted(_grades(out)) == sorted(students)
+    _assert_same_as_local(out, local_run, [s for s in students if not s.startswith("copy")])
+    for student in students:
+        assert _results(out, student)["extra_data"]["isolation"] != "process", student
