@@ -274,7 +274,7 @@ def test_a_submission_that_keeps_killing_workers_is_isolated_as_an_infrastructur
     assert sorted(grades) == sorted(students)
     poisoned = _results(out, "copy1_mistake_q4_unscaled")
     assert "hwgrader could not grade this submission (not the student's fault" in poisoned["output"]
-    assert grades["copy1_mistake_q4_unscaled"] != grades["mistake_q4_unscaled"]
+    assert grades["copy1_mistake_q4_unscaled"] == ["", "", "", "", "", "", ""]  # not graded, not a zero
     for student in students:
         if student != "copy1_mistake_q4_unscaled":
             original = student.split("_", 1)[1] if student.startswith("copy") else student
