@@ -6,8 +6,9 @@ Schema (``rubrics/homework.yaml`` is the worked example)::
     title: str                         # shown on reports
     reference: str                     # reference package folder, relative to the rubric file
     limits:                            # optional; every key has a default
-      call_seconds: 10                 # wall clock per call: the ceiling (and all a call that
-                                       #   waits without computing, e.g. sleep(), ever gets)
+      call_seconds: 10                 # wall clock per call: the ceiling, and all a call that
+                                       #   waits without computing (sleep) gets; with a CPU limit
+                                       #   it stretches by the machine's load per core
       call_cpu_factor: 100             # CPU time per call: this many times the reference's CPU
                                        #   time on the same case (measured when the plan is
                                        #   built); 0 = no CPU limit, only call_seconds

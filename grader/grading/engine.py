@@ -87,8 +87,9 @@ class _CaseRunner:
     """Runs one submission's cases in its session, remembering which functions keep hanging.
 
     Each call gets its case's own CPU-time limit (``PlannedCase.cpu_seconds``, scaled from the
-    reference's time) under the wall-clock ceiling ``Limits.call_seconds``; after ``plan.timing.strikes`` timeouts of one function its remaining cases
-    are not run, since they would only spend the batch's time waiting again.
+    reference's time) under the wall-clock ceiling ``Limits.call_seconds``; after
+    ``plan.timing.strikes`` timeouts of one function its remaining cases are not run, since they
+    would only spend the batch's time waiting again.
     """
 
     def __init__(self, session: WorkerSession, defined: set[str], cell_failures: list, strikes: int):
