@@ -80,20 +80,6 @@ def test_a_sleeping_call_meets_the_wall_clock_ceiling():
         assert 1.4 < time.monotonic() - started < 6
 
 
-def test_the_wall_clock_backstop_of_a_cpu_limited_call_stretches_with_the_load(monkeypatch):
-    from grader.sandbox import session as session_module
-
-    monkeypatch.setattr(session_module, "_load_per_core", lambda: 3.0)  # a machine three times over
-    limits = Limits(call_seconds=1, load_seconds=10, submission_seconds=60, memory_mb=512)
-    with _session(limits) as s:
-        assert s.load().ok
-        started = time.monotonic()
-        nap = s.call("nap", [1.0], {}, ["x"], 1, cpu_seconds=1.0)
-        assert nap.verdict == "timeout"
-        assert nap.message == "ran out of time (3 s of wall-clock time: 1 s stretched for the machine's load)"
-        assert 2.9 < time.monotonic() - started < 10
-
-
 def test_plan_limits_scale_with_the_reference_and_stay_in_bounds():
     plan = build_plan(load_rubric(RUBRIC))
     timing = plan.timing

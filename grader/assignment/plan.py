@@ -59,7 +59,7 @@ class PlannedCase:
     mistakes: tuple[KnownMistake, ...] = ()
     cpu_seconds: Optional[float] = None   # CPU time a call may use on this case (rubric ``CallTiming``)
     reference_seconds: float = 0.0        # CPU time the reference took on it when the plan was built
-    cpu_limit_text: Optional[str] = None  # that limit in words, for a student ("100 times the reference's...")
+    cpu_limit_text: Optional[str] = None  # that limit in words, for a student ("150 times the reference's...")
 
     @property
     def inputs(self) -> dict[str, Value]:

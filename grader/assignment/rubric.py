@@ -7,9 +7,8 @@ Schema (``rubrics/homework.yaml`` is the worked example)::
     reference: str                     # reference package folder, relative to the rubric file
     limits:                            # optional; every key has a default
       call_seconds: 10                 # wall clock per call: the ceiling, and all a call that
-                                       #   waits without computing (sleep) gets; with a CPU limit
-                                       #   it stretches by the machine's load per core
-      call_cpu_factor: 100             # CPU time per call: this many times the reference's CPU
+                                       #   waits without computing (sleep) gets
+      call_cpu_factor: 150             # CPU time per call: this many times the reference's CPU
                                        #   time on the same case (measured when the plan is
                                        #   built); 0 = no CPU limit, only call_seconds
       call_cpu_floor_seconds: 1        # ...but never less than this (nor more than call_seconds)
@@ -48,10 +47,11 @@ Schema (``rubrics/homework.yaml`` is the worked example)::
 How long a call may take (``CallTiming``): the time of a batch should be the students' work,
 not waiting on hung code. A call may use ``call_cpu_factor`` times the CPU time the reference took
 on that case, at least ``call_cpu_floor_seconds`` and at most ``call_seconds``; the wall clock
-(``call_seconds``) stays the ceiling. On this homework every case gets 1-2 s of CPU, so a function
-stuck in a loop costs about a second (one strike) instead of two 10-second timeouts, while code
-50 times slower than the reference still passes, however loaded the machine is (CPU time does
-not grow with the load, wall-clock time does). A part's ``call_cpu_seconds`` fixes its limit.
+(``call_seconds``) stays the ceiling. On this homework every case gets 1-3 s of CPU, so a function
+stuck in a loop costs a second or two (one strike) instead of two 10-second timeouts, while code
+50 times slower than the reference still passes with 3x headroom, on a loaded machine too (CPU
+time barely grows with the load, wall-clock time does). A part's ``call_cpu_seconds`` fixes its
+limit.
 
 Every problem raises ``RubricError(file, key, problem)``: one line naming the
 file, the key path (``questions.q3.parts.alphas.cases.random-2.generator``)
@@ -94,7 +94,7 @@ class Case:
 class CallTiming:
     """How much CPU time one call of a student function may use: a grading policy the sandbox enforces."""
 
-    cpu_factor: float = 100.0         # limits.call_cpu_factor (0: no CPU-time limit)
+    cpu_factor: float = 150.0         # limits.call_cpu_factor (0: no CPU-time limit)
     cpu_floor_seconds: float = 1.0    # limits.call_cpu_floor_seconds
     strikes: int = 1                  # limits.timeout_strikes
 

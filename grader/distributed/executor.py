@@ -7,9 +7,10 @@
 - Results stream back as chunks finish (``as_completed``) into the batch's ``deliver``: the same
   writers and progress bar as a local run.
 - A worker that dies mid-chunk loses nothing: Dask runs the chunk again elsewhere. A chunk that
-  kills every worker it runs on (Dask's ``KilledWorker``) is split and its submissions graded one
-  by one; a single submission that still kills workers is recorded as an infrastructure failure
-  (not the student's fault, not a grade) and the batch goes on. Each submission's first result is
+  kills every worker it runs on (Dask's ``KilledWorker``) is split and its submissions graded
+  alone, one suspect at a time; one that still kills workers when it is the only suspect running
+  is recorded as an infrastructure failure (not the student's fault, not a grade) and the batch
+  goes on. Each submission's first result is
   the one kept, so no student is graded twice in the outputs.
 - A worker that cannot sandbox is reported and not used; if none can, the batch stops (exit 2).
 """
@@ -124,16 +125,29 @@ class DaskExecutor:
                 return future
 
             done: set[int] = set()
+            # Submissions of a chunk that kept killing its workers are retried alone, one at a time:
+            # Dask counts a worker's death against every task it held (dask/distributed#5234), so
+            # only a submission that dies while it is the single suspect in flight is blamed.
+            suspects: list = []
+            in_flight: dict = {"key": None}
+
+            def next_suspect() -> None:
+                if in_flight["key"] is None and suspects:
+                    in_flight["key"] = submit([suspects.pop(0)], restrict).key
+                    stream.add(pending[in_flight["key"]][0])
+
             stream = as_completed([submit(chunk, restrict) for chunk in chunks], loop=client.loop)
             for future in stream:
                 _, chunk = pending.pop(future.key)
+                alone = future.key == in_flight["key"]
+                if alone:
+                    in_flight["key"] = None
                 try:
                     reply = future.result()
                 except KilledWorker:
-                    if len(chunk) > 1:
+                    if not alone:
                         self.retried_alone += len(chunk)
-                        for one in chunk:
-                            stream.add(submit([one], restrict))
+                        suspects.extend(chunk)
                     else:
                         index, submission = chunk[0]
                         self.infrastructure_failures += 1
@@ -141,6 +155,7 @@ class DaskExecutor:
                                "see the workers' logs")
                         deliver(index, failed_result(submission, why), f"{submission.path.name}: {why}")
                         done.add(index)
+                    next_suspect()
                     continue
                 except WorkerCannotSandbox as exc:
                     self.refused[exc.worker] = exc.reason
@@ -150,7 +165,11 @@ class DaskExecutor:
                     if not restrict:
                         raise ClusterError(f"--scheduler {self.address.text}: no Dask worker can grade any more: "
                                            f"{exc.reason}") from None
-                    stream.add(submit(chunk, restrict))
+                    if alone:
+                        suspects.insert(0, chunk[0])
+                    else:
+                        stream.add(submit(chunk, restrict))
+                    next_suspect()
                     continue
                 except Exception as exc:  # noqa: BLE001 -- hwgrader's own failure on these students, or a
                     # lost scheduler: recorded on each of them (exit 3), the rest of the class goes on
@@ -159,6 +178,7 @@ class DaskExecutor:
                         if index not in done:
                             done.add(index)
                             deliver(index, failed_result(submission, why), f"{submission.path.name}: {why}")
+                    next_suspect()
                     continue
                 finally:
                     future.release()
@@ -168,6 +188,7 @@ class DaskExecutor:
                         continue
                     done.add(index)
                     deliver(index, SubmissionResult.from_json(data), internal_error)
+                next_suspect()
         finally:
             try:
                 client.unregister_worker_plugin(name)  # each worker's teardown stops its fork servers

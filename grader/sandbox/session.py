@@ -71,14 +71,6 @@ class _Failure(Exception):
         self.verdict, self.message = verdict, message
 
 
-def _load_per_core() -> float:
-    """Runnable processes per core over the last minute (1.0 when unknown)."""
-    try:
-        return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
-    except OSError:
-        return 1.0
-
-
 def _high_fd(fd: int) -> int:
     """Make sure a channel fd is not 0/1/2 (it is passed at the same number)."""
     low = []
@@ -530,11 +522,6 @@ class WorkerSession:
         if cpu_seconds is not None:
             header["cpu_seconds"] = float(cpu_seconds)
         call_seconds = float(self.limits.call_seconds)
-        stretch = _load_per_core() if cpu_seconds is not None else 1.0
-        if stretch > 1.0:
-            # The CPU-time limit stops loops; the wall clock only stops code that waits. On a
-            # loaded machine working code waits for a core, so that ceiling stretches with the load.
-            call_seconds = round(call_seconds * stretch, 1)
         limit = min(call_seconds, max(self.seconds_left, 0.0))
         budget_bound = limit < call_seconds
         deadline = t0 + limit
@@ -550,9 +537,7 @@ class WorkerSession:
                 msg = (f"ran out of time: the submission's time budget "
                        f"({self.limits.submission_seconds:g} s) ran out during this call")
             else:
-                msg = f"ran out of time ({call_seconds:g} s)" if stretch <= 1.0 else \
-                    f"ran out of time ({call_seconds:g} s of wall-clock time: {self.limits.call_seconds:g} s " \
-                    f"stretched for the machine's load)"
+                msg = f"ran out of time ({call_seconds:g} s)"
             self.incidents.append(f"{function} {msg}; the worker was restarted")
             return CallOutcome("timeout", None, msg, None, [], secs)
         except (EOFError, ProtocolError) as exc:
