@@ -298,6 +298,7 @@ def test_cli_grades_malformed_notebooks_and_forged_replies_as_the_students(tmp_p
     assert results("ctrl_correct")["score"] > 0
     seen = hidden_leaks.student_visible(out, "hidden_exception_name")
     assert "raised an exception on a hidden case" in seen and "invalid reply" in (out / "index.html").read_text()
+    assert 'id="output-hidden-note"' in seen  # the student is told why hidden-case prints are missing
 
 
 # ------------------------------------------------------------------ the parent's memory
