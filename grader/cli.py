@@ -175,7 +175,7 @@ def _grade(args) -> int:
     results, internal_errors = grade_all(run.to_grade, plan, jobs=args.jobs, isolation=isolation,
                                          on_result=writers.submission)
     writers.finish(results)
-    print_class_table(gradebook.results(), plan, sys.stdout)
+    print_class_table(gradebook.results(light=True), plan, sys.stdout)
     print(f"\nGraded {len(results)} submission(s), reused {len(run.reused)} unchanged"
           + (f", {len(removed)} no longer found (kept in the gradebook)" if removed else "")
           + f" in {time.monotonic() - started:.1f} s "
