@@ -39,9 +39,16 @@ def chunk_size(n: int, slots: int) -> int:
     return max(1, min(MAX_CHUNK, -(-n // max(1, slots * ROUNDS))))
 
 
-def _as_submission(item: Item) -> Submission:
-    """The submission's content, read here: workers get bytes, never a path they may not have."""
-    return item if isinstance(item, Submission) else read_submission(item)
+def _as_submission(item: Item) -> tuple[Submission, dict]:
+    """The submission's content, read here (workers get its text, never a path they may not have),
+    and the identity intake gave it (kept on the result)."""
+    from grader.assignment.intake import SubmissionSource, read_source
+
+    if isinstance(item, SubmissionSource):
+        return read_source(item), {"student": item.student, "file": item.main.file_name,
+                                   "display_name": item.display_name, "lms_id": item.lms_id}
+    submission = item if isinstance(item, Submission) else read_submission(item)
+    return submission, {}
 
 
 class DaskExecutor:
@@ -110,7 +117,7 @@ class DaskExecutor:
             slots = sum(client.nthreads(list(self.isolations)).values())
             self._say(f"hwgrader: grading on {len(self.isolations)} Dask worker(s), {slots} slot(s), "
                       f"isolation: {self.isolation}")
-            submissions = [(i, _as_submission(item)) for i, item in enumerate(items)]
+            submissions = [(i, *_as_submission(item)) for i, item in enumerate(items)]
             size = chunk_size(len(submissions), slots)
             chunks = [submissions[i:i + size] for i in range(0, len(submissions), size)]
             restrict = list(self.isolations) if self.refused else None
@@ -149,7 +156,7 @@ class DaskExecutor:
                         self.retried_alone += len(chunk)
                         suspects.extend(chunk)
                     else:
-                        index, submission = chunk[0]
+                        index, submission, _ = chunk[0]
                         self.infrastructure_failures += 1
                         why = ("every Dask worker that ran it died (it was retried alone); "
                                "see the workers' logs")
@@ -174,7 +181,7 @@ class DaskExecutor:
                 except Exception as exc:  # noqa: BLE001 -- hwgrader's own failure on these students, or a
                     # lost scheduler: recorded on each of them (exit 3), the rest of the class goes on
                     why = f"the Dask task failed: {type(exc).__name__}: {exc}"
-                    for index, submission in chunk:
+                    for index, submission, _ in chunk:
                         if index not in done:
                             done.add(index)
                             deliver(index, failed_result(submission, why), f"{submission.path.name}: {why}")

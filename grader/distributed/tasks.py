@@ -25,8 +25,9 @@ class WorkerCannotSandbox(Exception):
         return f"worker {self.worker} cannot sandbox: {self.reason}"
 
 
-def grade_chunk(plugin_name: str, chunk: Sequence[tuple[int, Submission]]) -> dict:
-    """Grade ``chunk`` ((index, submission) pairs) with this worker's sandbox and plan."""
+def grade_chunk(plugin_name: str, chunk: Sequence[tuple[int, Submission, dict]]) -> dict:
+    """Grade ``chunk`` ((index, submission, identity) triples) with this worker's sandbox and plan;
+    ``identity`` (student, file, display name, LMS id from intake) is kept on the result."""
     from distributed import get_worker
 
     worker = get_worker()
@@ -38,8 +39,10 @@ def grade_chunk(plugin_name: str, chunk: Sequence[tuple[int, Submission]]) -> di
     slot = plugin.slots.get()
     try:
         graded = []
-        for index, submission in chunk:
+        for index, submission, identity in chunk:
             result, internal_error = grade_guarded(submission, plugin.plan, isolation=plugin.isolation, slot=slot)
+            for field, value in identity.items():
+                setattr(result, field, value)
             graded.append([index, result.to_json(), internal_error])
     finally:
         plugin.slots.put(slot)

@@ -1,7 +1,7 @@
 """Grading a folder: N workers at a time, a progress line, every student graded whatever happens.
 
-Each submission is graded in its own sandboxed worker by ``engine``, on this machine or a Dask
-cluster (``grader.grading.executors``); this module hands each result, as soon as it is graded, to
+Each submission is graded in its own sandboxed worker by ``engine``; this
+module only schedules them and hands each result, as soon as it is graded, to
 the caller's ``on_result`` (the writers in ``grader.outputs.writers``): grading
 yields results, it never writes files itself. A failure of hwgrader itself on one student is
 recorded on that student and reported; the batch goes on.
@@ -9,14 +9,20 @@ recorded on that student and reported; the batch goes on.
 
 from __future__ import annotations
 
+import queue
 import sys
 import threading
 import time
-from typing import Callable, Optional, Sequence, TextIO
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Optional, Sequence, TextIO, Union
 
+from grader.assignment.intake import SubmissionSource
+from grader.grading.engine import grade_submission
 from grader.assignment.plan import Plan
-from grader.grading.executors import Executor, Item, LocalThreads, failed_result, item_name
 from grader.grading.results import SubmissionResult, fmt_points
+from grader.safetext import visible
 
 
 class Progress:
@@ -45,23 +51,98 @@ class Progress:
             if self.done == self.total:
                 self.stream.write("\n")
         else:
-            self.stream.write(f"[{self.done}/{self.total}] {result.student}: "
+            self.stream.write(f"[{self.done}/{self.total}] {visible(result.student)}: "
                               f"{fmt_points(result.score)}/{fmt_points(result.max_score)}{flag}\n")
         self.stream.flush()
 
 
-def grade_all(paths: Sequence[Item], plan: Plan, *, jobs: int = 1,
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a batch: carries the students graded so far, so their class files can be
+    written. Students not yet started are not graded (the next run grades them); the ones
+    being graded (``in_progress``) finish in their threads, within their time limits."""
+
+    def __init__(self, results: list[SubmissionResult], internal_errors: list[str], in_progress: int):
+        super().__init__("interrupted")
+        self.results, self.internal_errors, self.in_progress = results, internal_errors, in_progress
+
+
+def _identity(item: Union[Path, SubmissionSource]) -> tuple[str, str]:
+    """(student, file) of what is being graded, for a result hwgrader itself failed to produce."""
+    if isinstance(item, SubmissionSource):
+        return item.student, item.main.file_name
+    return Path(item).stem, Path(item).name
+
+
+def grade_all(paths: Sequence[Union[Path, SubmissionSource]], plan: Plan, *, jobs: int = 1,
               isolation: Optional[str] = None, progress: Optional[TextIO] = sys.stderr,
               on_result: Optional[Callable[[SubmissionResult], None]] = None,
-              executor: Optional[Executor] = None) -> tuple[list[SubmissionResult], list[str]]:
-    """Grade every path; returns the results (in input order) and hwgrader's own failures, if any.
-
-    ``executor`` says where (``grader.grading.executors``); by default ``jobs`` threads on this
-    machine. Each result reaches ``on_result`` and the progress bar once, as soon as it is graded.
-    """
-    executor = executor or LocalThreads(jobs, isolation)
+              executor=None) -> tuple[list[SubmissionResult], list[str]]:
+    """Grade every submission (intake's sources, or file paths); returns the results (in input
+    order) and hwgrader's own failures, if any. Nothing about one student stops the others: a
+    failure of hwgrader on it, or of ``on_result`` writing its files, is recorded on it and in
+    the failures. Ctrl-C raises ``BatchInterrupted`` with the results graded so far.
+    ``executor`` grades elsewhere (``grader.distributed.DaskExecutor`` for ``--scheduler``)."""
+    if executor is not None:
+        return _grade_with(executor, paths, plan, progress, on_result)
+    slots: "queue.Queue[int]" = queue.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
     bar = Progress(len(paths), progress) if progress is not None and paths else None
-    results: list[Optional[SubmissionResult]] = [None] * len(paths)
+    internal_errors: list[str] = []
+
+    finished: dict[int, SubmissionResult] = {}  # input index -> result, once its files are written
+
+    def one(index: int, item: Union[Path, SubmissionSource]) -> SubmissionResult:
+        slot = slots.get()
+        try:
+            result = grade_submission(item, plan, isolation=isolation, slot=slot)
+        except Exception as exc:  # a bug in hwgrader must not cost the other students their grades
+            student, file = _identity(item)
+            internal_errors.append(f"{visible(file)}: {type(exc).__name__}: {visible(exc)}")
+            result = SubmissionResult(student=student, file=file, isolation="none", hwgrader_failed=True,
+                                      load_error=f"hwgrader failed on this submission (not the student's "
+                                                 f"fault; it will be regraded): {type(exc).__name__}: {exc}")
+            result.output = traceback.format_exc()[-4000:]
+        finally:
+            slots.put(slot)
+        if on_result:
+            try:
+                on_result(result)
+            except Exception as exc:  # its files could not be written (disk full, permissions): the others go on
+                internal_errors.append(f"{visible(result.student)}: writing its files failed: "
+                                       f"{type(exc).__name__}: {visible(exc)}")
+        finished[index] = result
+        if bar:
+            bar.update(result)
+        return result
+
+    # Each grading thread mostly waits on its worker, call after call; a thread rendering a report
+    # holds the GIL for milliseconds. A short switch interval hands the GIL over quickly, so one
+    # thread's rendering does not add its length to every call of the others.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, 0.0005))
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    futures = [pool.submit(one, i, item) for i, item in enumerate(paths)]
+    try:
+        results = [f.result() for f in futures]
+    except KeyboardInterrupt:
+        # Students not started are dropped; those being graded finish in their threads.
+        pool.shutdown(wait=False, cancel_futures=True)
+        done = [finished[i] for i in sorted(finished)]
+        running = sum(1 for i, f in enumerate(futures) if f.running() and i not in finished)
+        raise BatchInterrupted(done, internal_errors, running) from None
+    finally:
+        sys.setswitchinterval(interval)
+    pool.shutdown(wait=True)
+    return results, internal_errors
+
+
+def _grade_with(executor, items, plan: Plan, progress, on_result) -> tuple[list[SubmissionResult], list[str]]:
+    """Grade through an executor (``grader.grading.executors.Executor``): same containment, same bar."""
+    from grader.grading.executors import failed_result, item_name
+
+    bar = Progress(len(items), progress) if progress is not None and items else None
+    results: list[Optional[SubmissionResult]] = [None] * len(items)
     internal_errors: list[str] = []
     lock = threading.Lock()
 
@@ -71,15 +152,19 @@ def grade_all(paths: Sequence[Item], plan: Plan, *, jobs: int = 1,
                 return
             results[index] = result
             if internal_error:
-                internal_errors.append(internal_error)
+                internal_errors.append(visible(internal_error))
         if on_result:
-            on_result(result)
+            try:
+                on_result(result)
+            except Exception as exc:  # its files could not be written: the others go on
+                internal_errors.append(f"{visible(result.student)}: writing its files failed: "
+                                       f"{type(exc).__name__}: {visible(exc)}")
         if bar:
             bar.update(result)
 
-    executor.grade(paths, plan, deliver)
-    missing = [i for i, r in enumerate(results) if r is None]
-    for i in missing:  # an executor bug must not drop a student from the class files
-        deliver(i, failed_result(paths[i], "it was never graded (hwgrader bug)"),
-                f"{item_name(paths[i])[1]}: never graded")
+    executor.grade(items, plan, deliver)
+    for i, r in enumerate(results):
+        if r is None:  # an executor bug must not drop a student from the class files
+            deliver(i, failed_result(items[i], "it was never graded (hwgrader bug)"),
+                    f"{item_name(items[i])[1]}: never graded")
     return results, internal_errors  # type: ignore[return-value]

@@ -2,18 +2,15 @@
 
 An executor takes the batch's submissions (paths, or ``Submission`` objects already read in the
 parent) and hands back one result per submission, as soon as it is graded, through ``deliver``.
-``LocalThreads`` is the one-machine runner (``--jobs N``); ``grader.distributed.DaskExecutor``
-grades on a Dask cluster (``--scheduler``). Both grade a submission with ``grade_guarded``, so a
-failure of hwgrader itself on one student is recorded on that student and the batch goes on,
-wherever it ran.
+``batch.grade_all`` itself is the one-machine runner (``--jobs N``);
+``grader.distributed.DaskExecutor`` grades on a Dask cluster (``--scheduler``), where each
+submission is graded with ``grade_guarded``, so a failure of hwgrader itself on one student is
+recorded on that student and the batch goes on, wherever it ran.
 """
 
 from __future__ import annotations
 
-import queue
-import sys
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional, Protocol, Sequence, Union
 
@@ -39,8 +36,12 @@ class Executor(Protocol):
         """Grade every item, calling ``deliver`` exactly once per item (from any thread)."""
 
 
-def item_name(item: Item) -> tuple[str, str]:
+def item_name(item) -> tuple[str, str]:
     """(student, file name) of an item, for a result made without grading it."""
+    from grader.assignment.intake import SubmissionSource
+
+    if isinstance(item, SubmissionSource):
+        return item.student, item.main.file_name
     if isinstance(item, Submission):
         return item.student, item.path.name
     return Path(item).stem, Path(item).name
@@ -63,37 +64,3 @@ def grade_guarded(item: Item, plan: Plan, **engine_options) -> tuple[SubmissionR
         result = failed_result(item, f"{type(exc).__name__}: {exc}")
         result.output = traceback.format_exc()[-4000:]
         return result, f"{file}: {type(exc).__name__}: {exc}"
-
-
-class LocalThreads:
-    """``--jobs N`` on this machine: N grading threads, each with a sandbox slot of its own."""
-
-    def __init__(self, jobs: int = 1, isolation: Optional[str] = None):
-        self.jobs = max(1, jobs)
-        self.isolation = isolation or "auto"
-        self.description = f"--jobs {self.jobs}"
-
-    def grade(self, items: Sequence[Item], plan: Plan, deliver: Deliver) -> None:
-        slots: "queue.Queue[int]" = queue.Queue()
-        for slot in range(self.jobs):
-            slots.put(slot)
-        isolation = None if self.isolation == "auto" else self.isolation
-
-        def one(index: int) -> None:
-            slot = slots.get()  # a slot (worker uid, fork server) is never shared by two running workers
-            try:
-                result, error = grade_guarded(items[index], plan, isolation=isolation, slot=slot)
-            finally:
-                slots.put(slot)
-            deliver(index, result, error)
-
-        # Each grading thread mostly waits on its worker, call after call; a thread rendering a
-        # report holds the GIL for milliseconds. A short switch interval hands the GIL over
-        # quickly, so one thread's rendering does not add its length to every call of the others.
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(interval, 0.0005))
-        try:
-            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-                list(pool.map(one, range(len(items))))
-        finally:
-            sys.setswitchinterval(interval)
