@@ -168,8 +168,8 @@ def _grade(args) -> int:
             raise UsageError(f"no submissions found in {_shown_sources(args.submissions)}: looked for .py and "
                              f".ipynb files (any case, at any depth, inside .zip files too); "
                              f"see {visible(str(args.out / 'intake.csv'))}")
-        gradebook = Gradebook.open(args.out, create=True)  # a damaged or foreign file stops us here
         isolation = sandbox_ready.result() if sandbox_ready else None
+        gradebook = Gradebook.open(args.out, create=True)  # a damaged or foreign file stops us here
     try:
         # Incremental: unchanged submissions are reused from the gradebook, manual grades are kept.
         gradebook.sync_plan(plan)

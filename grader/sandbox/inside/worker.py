@@ -262,6 +262,12 @@ class _Worker:
             if name == "submission":  # the student's own submission.py is the namespace itself
                 _SourceFinder.current.exec_into(unit, mod)
                 module = mod
+            elif name in sys.modules and not _isinstance(getattr(sys.modules[name], "__loader__", None),
+                                                         _SourceFinder):
+                # random.py, numpy.py: the real module was imported before any student code and
+                # stays; the student's file still runs, as a module of its own, for its names
+                module = types.ModuleType(name)
+                _SourceFinder.current.exec_into(unit, module)
             else:
                 module = importlib.import_module(name)
         except _BaseException as exc:  # noqa: BLE001 -- SystemExit, KeyboardInterrupt too
