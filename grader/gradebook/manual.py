@@ -84,6 +84,10 @@ def _uncell(text: str) -> str:
     return text
 
 
+def _cell(record: list[str], i: int) -> str:
+    return _uncell(record[i].strip()) if i < len(record) else ""
+
+
 def read_rows(gradebook: Gradebook, path: Path) -> list[ImportRow]:
     """Parse and check every row; ``ManualImportError`` naming the first bad one (and how many more)."""
     path = Path(path)
@@ -128,10 +132,8 @@ def read_rows(gradebook: Gradebook, path: Path) -> list[ImportRow]:
             break
         if not any(cell.strip() for cell in record):
             continue  # blank line (spreadsheets add them)
-        cell = lambda c: _uncell(record[index[c]].strip()) if index[c] < len(record) else ""  # noqa: E731
-        student, qid, raw, comment = cell("student"), cell("question").lower(), cell("points"), \
-            (record[index["comment"]] if index["comment"] < len(record) else "")
-        comment = _uncell(comment.strip())
+        student, qid, raw, comment = (_cell(record, index[c]) for c in COLUMNS)
+        qid = qid.lower()
         where = f"line {line} ({student or '?'}, {qid or '?'})"
         if student not in students:
             problems.append(f"{where}: unknown student {student!r}")

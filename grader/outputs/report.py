@@ -277,6 +277,7 @@ def student_context(result: SubmissionResult, *, title: str = "Homework") -> dic
         incidents=list(result.incidents),
         run_failures=[case_view(c) for c in result.run_failures],
         output=result.output or "",
+        has_hidden=any(c.visibility != "public" for c in result.cases),
         output_truncated=result.output_truncated,
         isolation=result.isolation,
         isolation_ok=result.isolation in FULL_ISOLATIONS,
