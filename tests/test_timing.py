@@ -14,8 +14,8 @@ import pytest
 from grader.assignment.plan import build_plan, load_plan_json, save_plan_json
 from grader.assignment.rubric import CallTiming, load_rubric, parse_rubric
 from grader.errors import RubricError
-from grader.sandbox import launch as sandbox
-from grader.sandbox.launch import Limits
+import isolation_levels
+from grader.sandbox.limits import Limits
 from grader.sandbox.session import WorkerSession
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,9 +38,8 @@ def busy(x, seconds):
 '''
 
 
-def _isolation() -> str:
-    best = sandbox.detect_isolation()
-    return best if best in sandbox.FULL_ISOLATIONS else "process"
+def _isolation():
+    return isolation_levels.best()
 
 
 def _session(limits: Limits) -> WorkerSession:
