@@ -57,13 +57,28 @@ def _parser() -> argparse.ArgumentParser:
     kit = commands.add_parser("kit", help="export the student kit (public tests only, no reference code)")
     kit.add_argument("out", type=Path, metavar="OUT")
     kit.add_argument("--rubric", type=Path)
+
+    bundle = commands.add_parser("bundle", help="build an autograder bundle (Gradescope)")
+    bundle.add_argument("target", choices=["gradescope"], help="the platform the bundle is for")
+    bundle.add_argument("out", type=Path, metavar="OUT.zip")
+    bundle.add_argument("--rubric", type=Path, help=f"rubric file (default: {DEFAULT_RUBRIC})")
+    bundle.add_argument("--deps", choices=["wheels", "pypi"], default="wheels",
+                        help="dependencies as wheels inside the zip (default) or installed from PyPI by setup.sh")
+    bundle.add_argument("--python-version", default="3.10", help="the image's Python, for --deps wheels (default: 3.10)")
+    bundle.add_argument("--platform", default="manylinux_2_35_x86_64",
+                        help="the image's wheel platform, for --deps wheels (default: manylinux_2_35_x86_64)")
+    bundle.add_argument("--isolation", choices=ISOLATIONS, default="auto",
+                        help="require this sandbox in the container (default: the strongest that works)")
+    bundle.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="wall-clock limit for grading one submission (default: from the rubric's limits)")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"grade": _grade, "check": _check, "reference": _reference, "kit": _kit}[args.command](args)
+        return {"grade": _grade, "check": _check, "reference": _reference, "kit": _kit,
+                "bundle": _bundle}[args.command](args)
     except HwgraderError as exc:
         print(f"hwgrader: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
@@ -199,6 +214,20 @@ def _kit(args) -> int:
     out = export_kit(_full_plan(args), args.out, repo_root=PACKAGE_DIR.parent)
     print(f"Student kit written to {out}: install with `pip install {out}`, "
           f"then run `hwgrader check YOUR_FILE`.")
+    return 0
+
+
+def _bundle(args) -> int:
+    from grader.grading.results import fmt_points
+    from grader.integrations.gradescope_bundle import build_bundle
+
+    info = build_bundle(args.out, _rubric_path(args), deps=args.deps, python_version=args.python_version,
+                        platform=args.platform, isolation=args.isolation, timeout=args.timeout)
+    written = ", ".join(f"{q.upper()} {fmt_points(p)}" for q, p in info.written_points.items())
+    print(f"Gradescope autograder written to {info.path} ({info.size / 1e6:.1f} MB, dependencies: {info.deps}).")
+    print(f"In Gradescope: upload it under Configure Autograder; set the autograder's points to "
+          f"{fmt_points(info.autograder_points)}" + (f" and add the written parts as manually graded "
+                                                     f"questions ({written})." if written else "."))
     return 0
 
 
