@@ -5,6 +5,7 @@ as the Actions runner and a student see it, and (below) the Gradescope bundle ru
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -594,3 +595,139 @@ def test_gradescope_autograder_layout_after_a_run(autograder):
     where = subprocess.run([str(python), "-I", "-c", "import grader; print(grader.__file__)"],
                            capture_output=True, text=True, check=True).stdout.strip()
     assert where.startswith(str(autograder.root / "hwgrader-venv"))
+
+
+def test_bundle_zip_has_gradescope_layout_and_a_loadable_assignment(bundle_zip, tmp_path):
+    import json
+    import zipfile
+
+    from grader.assignment.plan import build_plan
+
+    path, stdout = bundle_zip
+    code, _, written = rubric_points()
+    assert f"set the autograder's points to {code:g}" in stdout
+    assert "(" + ", ".join(f"{q.upper()} {p:g}" for q, p in written.items()) + ")" in stdout
+    with zipfile.ZipFile(path) as zf:
+        infos = {i.filename: i for i in zf.infolist()}
+        zf.extractall(tmp_path)
+    assert {"setup.sh", "run_autograder", "hwgrader-bundle.json", "requirements.txt",
+            "assignment/rubric.yaml"} <= set(infos)  # at the zip's root, not in a folder
+    for name in ("setup.sh", "run_autograder"):
+        assert (infos[name].external_attr >> 16) & 0o111, f"{name} must be executable"
+    assert not [n for n in infos if "__pycache__" in n or n.endswith(".pyc")]
+    wheels = [n for n in infos if n.startswith("dist/") and n.endswith("-py3-none-any.whl")]
+    assert len(wheels) == 1 and not [n for n in infos if n.startswith("wheels/")]  # --deps pypi
+    with zipfile.ZipFile(tmp_path / wheels[0]) as wheel:
+        names = set(wheel.namelist())
+    assert {"grader/cli.py", "grader/integrations/templates/run_autograder",
+            "grader/outputs/templates/student.html"} <= names
+    assert not [n for n in names if n.startswith("reference/")], "the wheel holds hwgrader, not the answers"
+    config = json.loads((tmp_path / "hwgrader-bundle.json").read_text(encoding="utf-8"))
+    assert config["autograder_points"] == pytest.approx(code) and config["isolation"] == "auto"
+    rubric = load_rubric(tmp_path / "assignment" / "rubric.yaml")
+    assert rubric.reference_dir == (tmp_path / "assignment" / "reference").resolve()
+    assert sum(c.points for c in build_plan(rubric).cases) == pytest.approx(code)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("bundle", "gradescope", "out.tar"), "hwgrader: error: out.tar: the bundle must be a .zip file"),
+    (("bundle", "gradescope", "out.zip", "--rubric", "missing.yaml"),
+     "hwgrader: error: rubric not found: missing.yaml (pass --rubric FILE)"),
+    (("bundle", "gradescope", "out.zip", "--deps", "pypi", "--timeout", "0"),
+     "hwgrader: error: --timeout must be positive, got 0"),
+], ids=["not-a-zip", "missing-rubric", "bad-timeout"])
+def test_bundle_usage_errors_are_one_line_with_exit_2(tmp_path, args, message):
+    proc = hwgrader(*args, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip() == message
+    assert not (tmp_path / "out.zip").exists()
+
+
+def test_bundle_refuses_a_broken_rubric_naming_it(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(RUBRIC.read_text(encoding="utf-8").replace("function: batchnorm_forward",
+                                                              "function: no_such_reference", 1)
+                   .replace("reference: ../reference", f"reference: {ROOT / 'reference'}"), encoding="utf-8")
+    proc = hwgrader("bundle", "gradescope", "out.zip", "--rubric", str(bad), "--deps", "pypi", cwd=tmp_path)
+    assert proc.returncode == 2 and str(bad) in proc.stderr and "no_such_reference" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out.zip").exists()
+
+
+def test_wheel_platforms_cover_every_older_manylinux():
+    from grader.integrations.gradescope_bundle import compatible_platforms
+
+    tags = compatible_platforms("manylinux_2_35_x86_64")
+    assert tags[0] == "manylinux_2_35_x86_64" and tags[-1] == "manylinux1_x86_64"
+    assert {"manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"} <= set(tags)
+    assert compatible_platforms("macosx_11_0_arm64") == ["macosx_11_0_arm64"]
+
+
+class _FakeLaunch:
+    def __init__(self, user):
+        self.user, self.cleaned = user, False
+
+    def cleanup(self):
+        self.cleaned = True
+
+
+@pytest.mark.parametrize("user, allowed", [(None, False), (0, False), (200_001, True)])
+def test_autograder_falls_back_to_process_only_as_an_unprivileged_uid(monkeypatch, user, allowed):
+    from grader.integrations import autograder
+    from grader.sandbox import launch
+
+    fake = _FakeLaunch(user)
+    monkeypatch.setattr(launch, "detect_isolation", lambda preferred=None: "process")
+    monkeypatch.setattr(launch, "build_launch", lambda *a, **k: fake)
+    if allowed:
+        level, notes = autograder.choose_isolation("auto")
+        assert level == "process" and any("unprivileged uid" in n for n in notes)
+    else:
+        with pytest.raises(autograder.GradingFailed) as exc:
+            autograder.choose_isolation("auto")
+        assert exc.value.kind == "isolation" and exc.value.autograder_error
+    assert fake.cleaned
+
+
+def test_autograder_keeps_a_sandbox_when_one_starts(monkeypatch):
+    from grader.integrations import autograder
+    from grader.sandbox import launch
+
+    monkeypatch.setattr(launch, "detect_isolation", lambda preferred=None: "bwrap")
+    monkeypatch.setattr(launch, "build_launch", lambda *a, **k: pytest.fail("no process fallback wanted"))
+    assert autograder.choose_isolation("auto") == ("bwrap", [])
+
+
+def test_runner_bug_still_writes_valid_results(tmp_path, monkeypatch, capsys):
+    """A bug in the runner itself (here: grade_upload raising) ends in a results.json, not a traceback only."""
+    import json
+
+    from grader.integrations import autograder
+
+    (tmp_path / "source").mkdir()
+    (tmp_path / "source" / autograder.CONFIG_NAME).write_text(json.dumps({"autograder_points": 88}))
+    (tmp_path / "submission").mkdir()
+
+    def broken(*args):
+        raise KeyError("rubric")
+
+    monkeypatch.setattr(autograder, "grade_upload", broken)
+    assert autograder.main([str(tmp_path)]) == 0
+    doc = json.loads((tmp_path / "results" / "results.json").read_text(encoding="utf-8"))
+    validate_gradescope(doc)
+    assert doc["score"] == 0 and doc["extra_data"]["error"] == "autograder_crash"
+    assert doc["tests"][0]["max_score"] == 88 and "KeyError" in doc["output"]
+    assert "Traceback" in capsys.readouterr().out  # for the instructor's log
+
+
+def test_to_gradescope_takes_written_parts_out_of_the_score():
+    from grader.integrations.autograder import to_gradescope
+
+    local = {"score": 3.0, "execution_time": 1.5, "output": "x", "extra_data": {"isolation": "bwrap"},
+             "tests": [{"name": "a", "number": "q1.1", "score": 1.0000004, "max_score": 2, "status": "failed",
+                        "output": "", "tags": ["q1", "public"], "visibility": "visible"},
+                       {"name": "w", "number": "q1.2", "score": 2.0, "max_score": 6, "status": "passed",
+                        "output": "Graded by a person", "tags": ["q1", "manual", "written"],
+                        "visibility": "visible"}]}
+    doc = to_gradescope(local, {})
+    validate_gradescope(doc)
+    assert doc["score"] == 1.0 and doc["tests"][0]["score"] == 1.0
+    assert "score" not in doc["tests"][1] and "6 points" in doc["tests"][1]["output"]

@@ -241,11 +241,19 @@ def _summary(doc: dict, config: dict, intake: list[dict]) -> str:
     others = [f"{r['path']} ({r['status']}{': ' + r['detail'] if r.get('detail') else ''})"
               for r in intake if r.get("status") != "graded"]
     if graded:
-        lines.append("Graded: " + ", ".join(_unstaged(p) for p in graded))
+        lines.append("Graded: " + ", ".join(graded))
     if others:
-        lines.append("Not graded: " + "; ".join(_unstaged(p) for p in others))
-    local_lines = doc["output"].splitlines()[1:]  # hwgrader's first line counts written answers in
-    lines.extend(local_lines)
+        lines.append("Not graded: " + "; ".join(others))
+    questions = config.get("questions", [])
+    own = tuple(f"{q['id'].upper()} {q['title']}:" for q in questions)
+    # hwgrader's own lines, minus its score line and per-question lines (those count written answers in)
+    lines.extend(line for line in doc["output"].splitlines()[1:] if not line.startswith(own))
+    for q in questions:
+        tests = [t for t in doc["tests"] if t.get("number", "").split(".")[0] == q["id"] and "max_score" in t]
+        failed = sum(t.get("status") == "failed" for t in tests)
+        lines.append(f"{q['id'].upper()} {q['title']}: {_points(sum(t['score'] for t in tests))} / "
+                     f"{_points(q['code_points'])}" + (f" ({failed} test{'s' if failed != 1 else ''} failed)"
+                                                       if failed else ""))
     written = [q for q in config.get("questions", []) if q.get("written_points")]
     if written:
         lines.append("Written answers (" + ", ".join(f"{q['id'].upper()}: {_points(q['written_points'])} points"
@@ -274,6 +282,28 @@ def failure_results(failure: GradingFailed, config: dict, seconds: float, extra:
                        "status": "failed", "output": reason, "visibility": "visible"}]}
 
 
+CODE_LIKE = (".py", ".ipynb", ".zip")
+
+
+def _nothing_graded(status: int, intake: list[dict], files: list[str], log: Path) -> GradingFailed:
+    """Why no student result came back: nothing gradable in the upload, or hwgrader failed."""
+    graded = [r for r in intake if r.get("status") == "graded"]
+    if (intake and not graded) or not any(f.lower().endswith(CODE_LIKE) for f in files):
+        why = "; ".join(f"{r['path']}: {r['status']}{' (' + r['detail'] + ')' if r.get('detail') else ''}"
+                        for r in intake if r.get("status") != "graded")
+        return GradingFailed("no_submission",
+                             "No homework found in your upload ("
+                             + (", ".join(files) if files else "it was empty") + ")."
+                             + (f" {why}." if why else "")
+                             + " Upload your homework as a .py module (or several), a Jupyter notebook, "
+                               "or a .zip of them.", autograder_error=False)
+    lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines() if log.exists() else []
+    errors = [line for line in lines if line.startswith("hwgrader: error:")]
+    reason = (errors or lines or [f"hwgrader exited with status {status}"])[-1]
+    return GradingFailed("grade_failed", f"The autograder could not grade this submission: {reason}",
+                         autograder_error=True)
+
+
 def grade_upload(layout: Layout, config: dict, extra: dict) -> dict:
     """Grade the upload and return Gradescope's results document (raises ``GradingFailed``)."""
     lock_down(layout)
@@ -294,21 +324,11 @@ def grade_upload(layout: Layout, config: dict, extra: dict) -> dict:
             if log.exists():
                 sys.stdout.write(log.read_text(encoding="utf-8", errors="replace"))
         extra["grade_exit_status"] = status
-        intake = _intake_rows(out)
+        intake = [{**r, "path": _unstaged(r.get("path", ""))} for r in _intake_rows(out)]
         extra["intake"] = [{k: r.get(k) for k in ("path", "status", "detail")} for r in intake]
         found = _student_results(out)
         if not found:
-            if status == 2 or (status != 0 and not intake):
-                tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] if log.exists() else []
-                raise GradingFailed("grade_failed", "The autograder could not grade this submission: "
-                                    + (tail[0] if tail else f"hwgrader exited with status {status}"),
-                                    autograder_error=True)
-            files = extra.get("uploaded_files", [])
-            raise GradingFailed("no_submission",
-                                "No .py or .ipynb file found in your upload "
-                                f"({', '.join(files) if files else 'it was empty'}). Upload your homework "
-                                "as a .py module (or several), a Jupyter notebook, or a .zip of them.",
-                                autograder_error=False)
+            raise _nothing_graded(status, intake, extra.get("uploaded_files", []), log)
         if len(found) > 1:
             raise GradingFailed("several_submissions",
                                 "Your upload was read as several submissions ("
@@ -318,6 +338,8 @@ def grade_upload(layout: Layout, config: dict, extra: dict) -> dict:
         doc = to_gradescope(local, config)
         doc["extra_data"].update(extra)
         doc["extra_data"]["isolation"] = local.get("extra_data", {}).get("isolation", isolation)
+        if doc["extra_data"].get("file"):
+            doc["extra_data"]["file"] = _unstaged(doc["extra_data"]["file"])
         doc["output"] = _summary(doc, config, intake)
         if status != 0:
             doc["extra_data"]["autograder_error"] = True  # hwgrader's own failure on this student

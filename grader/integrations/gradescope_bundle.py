@@ -122,11 +122,34 @@ def build_wheel(out_dir: Path, requirements: list[str]) -> Path:
     return out
 
 
+_MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$")
+_LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
+
+
+def compatible_platforms(platform: str) -> list[str]:
+    """Every wheel platform a ``manylinux_2_N_arch`` system runs (pip does not expand the list itself).
+
+    ``manylinux_2_35_x86_64`` -> manylinux_2_35_x86_64, ..., manylinux_2_17_x86_64, manylinux2014_x86_64,
+    ..., manylinux1_x86_64. Any other platform tag is taken as it is.
+    """
+    m = _MANYLINUX.match(platform)
+    if not m:
+        return [platform]
+    major, minor, arch = int(m.group(1)), int(m.group(2)), m.group(3)
+    out = []
+    for n in range(minor, 4, -1):
+        out.append(f"manylinux_{major}_{n}_{arch}")
+        if (major, n) in _LEGACY_MANYLINUX:
+            out.append(f"{_LEGACY_MANYLINUX[(major, n)]}_{arch}")
+    return out
+
+
 def download_wheels(requirements_file: Path, out_dir: Path, python_version: str, platform: str) -> None:
     """``pip download`` binary wheels of the dependencies for the target image."""
+    platforms = [arg for p in compatible_platforms(platform) for arg in ("--platform", p)]
     cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--quiet",
            "--only-binary=:all:", "--implementation", "cp", "--python-version", python_version,
-           "--platform", platform, "--dest", str(out_dir), "-r", str(requirements_file)]
+           *platforms, "--dest", str(out_dir), "-r", str(requirements_file)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["pip download failed"])[-1]
