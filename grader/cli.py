@@ -58,6 +58,24 @@ def _parser() -> argparse.ArgumentParser:
     kit.add_argument("out", type=Path, metavar="OUT")
     kit.add_argument("--rubric", type=Path)
 
+    manual = commands.add_parser("manual", help="manual grades of the written answers as CSV")
+    manual_commands = manual.add_subparsers(dest="manual_command", required=True, metavar="ACTION")
+    manual_export = manual_commands.add_parser("export", help="write DIR's manual grades to FILE")
+    manual_import = manual_commands.add_parser("import", help="check FILE, then apply its grades to DIR")
+    for sub in (manual_export, manual_import):
+        sub.add_argument("dir", type=Path, metavar="DIR", help="a folder graded with `grade --out DIR`")
+        sub.add_argument("file", type=Path, metavar="FILE", help="CSV: student,question,points,comment")
+    manual_import.add_argument("--grader", help="name recorded with the imported grades (default: your user name)")
+
+    export = commands.add_parser("export", help="a grade file an LMS imports as it is")
+    export.add_argument("dir", type=Path, metavar="DIR", help="a folder graded with `grade --out DIR`")
+    export.add_argument("--format", required=True, choices=("canvas", "moodle"), dest="lms_format")
+    export.add_argument("--out", type=Path, help="file to write (default: DIR/<format>-grades.csv)")
+    export.add_argument("--roster", type=Path, help="CSV student,lms_id[,name,sis_user_id,sis_login_id,section,email] "
+                                                   "for students whose LMS id the download did not carry")
+    export.add_argument("--assignment", help="Canvas assignment column: 'Name (id)' updates assignment id, "
+                                             "any other name creates one (default: the homework's title)")
+
     bundle = commands.add_parser("bundle", help="build an autograder bundle (Gradescope)")
     bundle.add_argument("target", choices=["gradescope"], help="the platform the bundle is for")
     bundle.add_argument("out", type=Path, metavar="OUT.zip")
@@ -78,7 +96,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"grade": _grade, "check": _check, "reference": _reference, "kit": _kit,
-                "bundle": _bundle}[args.command](args)
+                "manual": _manual, "export": _export, "bundle": _bundle}[args.command](args)
     except HwgraderError as exc:
         print(f"hwgrader: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
@@ -120,7 +138,9 @@ def _warn_isolation(isolation: str) -> None:
 def _grade(args) -> int:
     from grader.assignment.submission import find_submissions
     from grader.grading.batch import grade_all
-    from grader.outputs.writers import WriterChain, default_writers
+    from grader.gradebook.incremental import GradebookWriter, plan_run, rubric_run_key, student_of
+    from grader.gradebook.store import Gradebook
+    from grader.outputs.writers import WriterChain
     from grader.sandbox.session import prepare_workers
     from grader.outputs.terminal import print_class_table
 
@@ -131,6 +151,8 @@ def _grade(args) -> int:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     if not args.submissions.is_dir():
         raise UsageError(f"submissions folder not found: {args.submissions}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    gradebook = Gradebook.open(args.out, create=True)  # a damaged or foreign file stops us here
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=1) as background:
         # Probing the sandbox (and warming its fork servers) waits on processes; building the
@@ -141,15 +163,24 @@ def _grade(args) -> int:
     paths = find_submissions(args.submissions)
     if not paths:
         print(f"hwgrader: no .py or .ipynb submissions in {args.submissions}", file=sys.stderr)
-    args.out.mkdir(parents=True, exist_ok=True)
-    writers = WriterChain(default_writers(args.out, plan))
-    results, internal_errors = grade_all(paths, plan, jobs=args.jobs, isolation=isolation,
+    # Incremental: unchanged submissions are reused from the gradebook, manual grades are kept.
+    gradebook.sync_plan(plan)
+    key = rubric_run_key(_rubric_path(args))
+    run = plan_run(paths, gradebook, key)
+    removed = gradebook.set_present(student_of(p) for p in paths)
+    writers = WriterChain([GradebookWriter(gradebook, args.out, run, key)])
+    for stored in run.reused:
+        writers.submission(stored)
+    results, internal_errors = grade_all(run.to_grade, plan, jobs=args.jobs, isolation=isolation,
                                          on_result=writers.submission)
     writers.finish(results)
-    print_class_table(results, plan, sys.stdout)
-    print(f"\nGraded {len(results)} submission(s) in {time.monotonic() - started:.1f} s "
+    print_class_table(gradebook.results(), plan, sys.stdout)
+    print(f"\nGraded {len(results)} submission(s), reused {len(run.reused)} unchanged"
+          + (f", {len(removed)} no longer found (kept in the gradebook)" if removed else "")
+          + f" in {time.monotonic() - started:.1f} s "
           f"(--jobs {args.jobs}, isolation: {isolation}). Reports: {args.out / 'index.html'}, "
           f"grades: {args.out / 'grades.csv'}")
+    gradebook.close()
     _warn_isolation(isolation)
     if internal_errors:
         for line in internal_errors:
@@ -214,6 +245,46 @@ def _kit(args) -> int:
     out = export_kit(_full_plan(args), args.out, repo_root=PACKAGE_DIR.parent)
     print(f"Student kit written to {out}: install with `pip install {out}`, "
           f"then run `hwgrader check YOUR_FILE`.")
+    return 0
+
+
+def _manual(args) -> int:
+    import getpass
+
+    from grader.gradebook.incremental import refresh
+    from grader.gradebook.manual import export_manual, import_manual
+    from grader.gradebook.store import Gradebook
+
+    with Gradebook.open(args.dir) as gradebook:
+        if args.manual_command == "export":
+            rows = export_manual(gradebook, args.file)
+            print(f"Wrote {rows} row(s) to {args.file} (columns student,question,points,comment; "
+                  f"empty points = not graded).")
+            return 0
+        try:
+            grader = args.grader or getpass.getuser()
+        except (KeyError, OSError):  # no user name in this environment
+            grader = "manual import"
+        summary = import_manual(gradebook, args.file, grader=grader)
+        refresh(args.dir, summary.students, gradebook=gradebook)
+    print(f"Imported {args.file}: {summary.changed} grade(s) changed, {summary.unchanged} unchanged, "
+          f"{summary.skipped_empty} row(s) without points left as they were. Updated {args.dir / 'grades.csv'}, "
+          f"{args.dir / 'index.html'} and {len(summary.students)} student(s)' reports.")
+    return 0
+
+
+def _export(args) -> int:
+    from grader.gradebook.lms import export_lms, read_roster
+    from grader.gradebook.store import Gradebook
+
+    roster = read_roster(args.roster) if args.roster else None
+    out = args.out or args.dir / f"{args.lms_format}-grades.csv"
+    with Gradebook.open(args.dir) as gradebook:
+        students, pending = export_lms(gradebook, args.lms_format, out, assignment=args.assignment, roster=roster)
+    print(f"Wrote {out}: {students} student(s), {args.lms_format} format.")
+    if pending:
+        print(f"hwgrader: warning: {pending} student(s) still have written answers nobody graded; "
+              f"those points count 0 in {out}", file=sys.stderr)
     return 0
 
 

@@ -250,7 +250,7 @@ def test_student_report_wrong_grid(browser, open_page, site, shots):
     assert hidden.is_visible() and "wrong values" in hidden.inner_text()
     assert hidden.locator("table").count() == 0
     assert page.locator("#written-q2 .status-pending").inner_text().strip() == \
-        "awaiting a person's grade (0 / 6 until graded)"
+        "pending: waiting for a grader (0 / 6 until graded)"
     stats = _check_screenshot(browser, p, shots / "report.png")
     assert stats["vermillion"] > 50, stats   # the failed/wrong highlighting actually shows
 

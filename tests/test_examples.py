@@ -375,7 +375,7 @@ def test_cli_grades_the_folder(cli_run, graded):
     students = sorted(p.stem for p in find_submissions(SUBMISSIONS))
     with (out / "grades.csv").open(encoding="utf-8", newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["student", "q1", "q2", "q3", "q4", "q5", "total"]
+    assert rows[0] == ["student", "q1", "q2", "q3", "q4", "q5", "total", "pending"]
     assert sorted(r[0] for r in rows[1:]) == students
     by_student = {r[0]: r for r in rows[1:]}
     for name, result in graded.items():

@@ -306,7 +306,7 @@ def test_student_report_structure(pages):
     assert "unbiased variance (divided by N-1)" in html
     # written: graded shows the score, ungraded the pending status
     assert 'class="written-score">4 / 6<' in _section(html, "written-q1")
-    assert "awaiting a person's grade (0 / 6 until graded)" in _section(html, "written-q2")
+    assert "pending: waiting for a grader (0 / 6 until graded)" in _section(html, "written-q2")
     assert "Warning: this submission ran with weaker isolation" not in html
 
 

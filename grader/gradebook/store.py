@@ -576,6 +576,7 @@ class Gradebook:
         with self._write() as conn:
             gone = [r[0] for r in conn.execute("SELECT id FROM student WHERE present = 1") if r[0] not in keep]
             conn.executemany("UPDATE student SET present = 0 WHERE id = ?", [(s,) for s in gone])
+            conn.executemany("UPDATE student SET present = 1 WHERE id = ?", [(s,) for s in keep])
         return sorted(gone)
 
     def set_lms_ids(self, mapping: dict[str, str]) -> None:

@@ -70,7 +70,7 @@ def grade_all(paths: list[Path], plan: Plan, *, jobs: int = 1,
             result = grade_submission(path, plan, isolation=isolation, slot=slot)
         except Exception as exc:  # a bug in hwgrader must not cost the other students their grades
             internal_errors.append(f"{path.name}: {type(exc).__name__}: {exc}")
-            result = SubmissionResult(student=path.stem, file=path.name, isolation="none",
+            result = SubmissionResult(student=path.stem, file=path.name, isolation="none", hwgrader_failed=True,
                                       load_error=f"hwgrader failed on this submission (not the student's "
                                                  f"fault; it will be regraded): {type(exc).__name__}: {exc}")
             result.output = traceback.format_exc()[-4000:]

@@ -178,6 +178,7 @@ class SubmissionResult:
     output_truncated: bool = False
     incidents: list[str] = field(default_factory=list)  # "baum_welch timed out after 10 s; worker restarted"
     seconds: float = 0.0
+    hwgrader_failed: bool = False           # hwgrader's own failure, not the student's: regrade on the next run
 
     @property
     def score(self) -> float:

@@ -2,8 +2,8 @@
 
 Formats are fixed by ``shared/spec/interfaces.md``: every test's ``number``
 starts with its question id and a dot; written parts are ``manual`` tests
-scored 0 until a person grades them; ``grades.csv`` has one row per student,
-``student,<question ids...>,total``.
+scored 0 until a person grades them (shown as pending, never as failed);
+``grades.csv`` has one row per student, ``student,<question ids...>,total,pending``.
 """
 
 from __future__ import annotations
@@ -34,23 +34,35 @@ def _case_test(case: CaseResult) -> dict:
 
 
 def _written_test(w: WrittenResult) -> dict:
+    tags = [w.question, "manual", "written"]
     if w.graded:
-        output = f"Graded by a person: {fmt_points(w.score)} / {fmt_points(w.max_score)}."
-    elif w.answer:
-        output = (f"Not graded yet: a person grades this written answer "
-                  f"(0 / {fmt_points(w.max_score)} until then).\n\nYour answer:\n{w.answer}")
+        lines = [f"Graded by a person: {fmt_points(w.score)} / {fmt_points(w.max_score)}."]
+        lines += [f"{'+' if i.points >= 0 else '-'}{fmt_points(abs(i.points))}  {i.label}" for i in w.items]
+        if w.adjustment:
+            lines.append(f"{'+' if w.adjustment > 0 else '-'}{fmt_points(abs(w.adjustment))}  adjustment")
+        if w.comment:
+            lines += ["", f"Comment: {w.comment}"]
+        status = "passed" if w.score >= w.max_score else "failed"
+        tags.append("graded")
     else:
-        output = (f"No answer found: define {w.question.upper()}'s answer as a module-level string "
-                  f"or a '**Answer {w.question.upper()}**' markdown cell. Scored 0 until a person grades it.")
+        # Not a failure: nobody has graded it yet (shown as passed with 0 points and this output).
+        status = "passed"
+        tags.append("pending")
+        if w.answer:
+            lines = [f"pending: waiting for a grader (0 / {fmt_points(w.max_score)} until then).",
+                     "", "Your answer:", w.answer]
+        else:
+            lines = [f"pending: waiting for a grader. No answer found: define {w.question.upper()}'s answer as a "
+                     f"module-level string or a '**Answer {w.question.upper()}**' markdown cell."]
     return {"name": w.title, "number": w.number, "score": w.score, "max_score": w.max_score,
-            "status": "passed" if w.graded and w.score >= w.max_score else "failed",
-            "output": output, "tags": [w.question, "manual", "written"], "visibility": "visible"}
+            "status": status, "output": "\n".join(lines), "tags": tags, "visibility": "visible"}
 
 
 def summary_text(result: SubmissionResult) -> str:
     """The top-level ``output``: what a student should read first."""
-    lines = [f"{result.student}: {fmt_points(result.score)} / {fmt_points(result.max_score)} points "
-             f"(written answers count once a person grades them)."]
+    pending = f" ({fmt_points(result.pending)} points of written answers pending: waiting for a grader)" \
+        if result.pending else ""
+    lines = [f"{result.student}: {fmt_points(result.score)} / {fmt_points(result.max_score)} points{pending}."]
     if result.load_error:
         lines.append(f"Your submission could not be loaded: {result.load_error}")
     for cell in result.cell_failures:
@@ -84,14 +96,24 @@ def write_results_json(result: SubmissionResult, path: Path) -> Path:
 
 
 def write_grades_csv(results: Iterable[SubmissionResult], path: Path, question_ids: list[str]) -> Path:
+    """``student,<question ids...>,total,pending``; ``pending``: written points no person has graded yet."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["student", *question_ids, "total"])
+        writer.writerow(["student", *question_ids, "total", "pending"])
         for r in sorted(results, key=lambda r: r.student):
             scores = {q.id: q.score for q in r.questions}
             # 4 decimals: enough that the columns add up to the total for an upload
-            writer.writerow([r.student, *(fmt_points(scores.get(q, 0), 4) for q in question_ids),
-                             fmt_points(r.score, 4)])
+            writer.writerow([csv_cell(r.student), *(fmt_points(scores.get(q, 0), 4) for q in question_ids),
+                             fmt_points(r.score, 4), fmt_points(r.pending, 4)])
     return path
 
+
+#: What a spreadsheet reads as the start of a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text: str) -> str:
+    """A CSV cell a spreadsheet shows as text: a leading formula character gets a ``'`` in front."""
+    text = str(text)
+    return "'" + text if text.startswith(_FORMULA_START) else text

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -163,6 +164,10 @@ class WrittenView:
     graded: bool
     score: str
     max_score: str
+    items: tuple[tuple[str, str], ...] = ()   # applied rubric items: (signed points "+2", label)
+    adjustment: str = ""       # "+1" / "-0.5", "" when none
+    comment: str = ""
+    answer_changed: bool = False
 
 
 @dataclass(frozen=True)
@@ -216,7 +221,14 @@ def written_view(w: WrittenResult) -> WrittenView:
         number=w.number, title=w.title, prompt=w.prompt, criteria=tuple(w.criteria),
         answer=w.answer if (w.answer is not None and w.answer.strip()) else None,
         graded=w.graded, score=S.fmt_score(w.score), max_score=S.fmt_score(w.max_score),
+        items=tuple((_signed(i.points), i.label) for i in w.items),
+        adjustment=_signed(w.adjustment) if w.adjustment else "",
+        comment=w.comment, answer_changed=w.answer_changed,
     )
+
+
+def _signed(points: float) -> str:
+    return ("+" if points >= 0 else "−") + S.fmt_score(abs(points))
 
 
 def question_view(q: QuestionResult) -> QuestionView:
@@ -327,6 +339,39 @@ def _histogram_chart(bins: Sequence[S.HistogramBin]) -> dict:
     )
 
 
+@dataclass(frozen=True)
+class WrittenProgress:
+    """One written part across the class: how far manual grading is, and how the grades so far spread."""
+
+    id: str
+    title: str
+    max_score: str
+    graded: int
+    total: int
+    percent: float             # share graded
+    mean: str                  # of the graded ones ("—" when none)
+    bins: tuple[tuple[str, int, float], ...]   # (score band, students, bar width %)
+
+
+def written_progress(results: Sequence[SubmissionResult]) -> list[WrittenProgress]:
+    out: dict[str, list] = {}
+    for r in results:
+        for q in r.questions:
+            if q.written is not None:
+                out.setdefault(q.id, [q.title, q.written.max_score, []])[2].append(q.written)
+    views = []
+    for qid, (title, max_score, parts) in out.items():
+        graded = [w.score for w in parts if w.graded]
+        bins = S.histogram(graded, max_score, bins=max(1, min(int(math.ceil(max_score)), 10)))
+        peak = max([b.count for b in bins] + [1])
+        views.append(WrittenProgress(
+            id=qid, title=title, max_score=S.fmt_score(max_score), graded=len(graded), total=len(parts),
+            percent=_percent(len(graded), len(parts)),
+            mean=S.fmt_score(sum(graded) / len(graded)) if graded else "—",
+            bins=tuple((b.label, b.count, round(100 * b.count / peak, 2)) for b in bins)))
+    return views
+
+
 def index_context(results: Sequence[SubmissionResult], *, title: str = "Homework") -> dict:
     """Everything ``index.html`` displays."""
     qids = S.question_ids(results)
@@ -366,6 +411,7 @@ def index_context(results: Sequence[SubmissionResult], *, title: str = "Homework
         problems=S.run_problems(results),
         hrefs={r.student: report_href(r.student) for r in results},
         pending_written=pending,
+        written=written_progress(results),
         weak_isolation=sorted({r.isolation for r in results if r.isolation not in FULL_ISOLATIONS}),
     )
 

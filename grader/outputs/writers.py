@@ -22,6 +22,25 @@ class Writer(Protocol):
     def finish(self, results: Sequence[SubmissionResult]) -> None: ...
 
 
+def write_student_files(result: SubmissionResult, out_dir: Path, *, title: str) -> None:
+    """``<out>/<student>/results.json`` and ``report.html`` of one student."""
+    from grader.outputs.gradescope import write_results_json
+    from grader.outputs.report import write_student_report
+
+    write_results_json(result, Path(out_dir) / result.student / "results.json")
+    write_student_report(result, Path(out_dir) / result.student / "report.html", title=title)
+
+
+def write_class_files(results: Sequence[SubmissionResult], out_dir: Path, *, title: str,
+                      question_ids: Sequence[str]) -> None:
+    """``<out>/grades.csv`` and ``index.html`` of the whole class."""
+    from grader.outputs.gradescope import write_grades_csv
+    from grader.outputs.report import write_index
+
+    write_grades_csv(results, Path(out_dir) / "grades.csv", list(question_ids))
+    write_index(list(results), Path(out_dir), title=title)
+
+
 class StudentFiles:
     """``<out>/<student>/results.json`` and ``report.html``, written as each student is graded."""
 
@@ -29,11 +48,7 @@ class StudentFiles:
         self.out_dir, self.plan = Path(out_dir), plan
 
     def submission(self, result: SubmissionResult) -> None:
-        from grader.outputs.gradescope import write_results_json
-        from grader.outputs.report import write_student_report
-
-        write_results_json(result, self.out_dir / result.student / "results.json")
-        write_student_report(result, self.out_dir / result.student / "report.html", title=self.plan.title)
+        write_student_files(result, self.out_dir, title=self.plan.title)
 
     def finish(self, results: Sequence[SubmissionResult]) -> None:
         pass
@@ -49,11 +64,8 @@ class ClassFiles:
         pass
 
     def finish(self, results: Sequence[SubmissionResult]) -> None:
-        from grader.outputs.gradescope import write_grades_csv
-        from grader.outputs.report import write_index
-
-        write_grades_csv(results, self.out_dir / "grades.csv", [q.id for q in self.plan.questions])
-        write_index(results, self.out_dir, title=self.plan.title)
+        write_class_files(results, self.out_dir, title=self.plan.title,
+                          question_ids=[q.id for q in self.plan.questions])
 
 
 def default_writers(out_dir: Path, plan: Plan) -> list[Writer]:
