@@ -731,3 +731,12 @@ def test_to_gradescope_takes_written_parts_out_of_the_score():
     validate_gradescope(doc)
     assert doc["score"] == 1.0 and doc["tests"][0]["score"] == 1.0
     assert "score" not in doc["tests"][1] and "6 points" in doc["tests"][1]["output"]
+
+
+@pytest.mark.slow
+def test_gradescope_autograder_two_versions_of_the_homework_ask_for_one(autograder):
+    """Two files that both define the homework are two submissions to intake: the student is told."""
+    doc, _ = autograder.run({"hw.py": _correct().encode(), "hw_old.py": _correct().encode()})
+    validate_gradescope(doc)
+    assert doc["score"] == 0 and doc["extra_data"]["error"] == "several_submissions"
+    assert "upload one homework" in doc["output"]

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Optional
 
 from grader import __version__
+from grader.grading.results import fmt_points as _points
 from grader.integrations.files import write_atomic
 
 CONFIG_NAME = "hwgrader-bundle.json"
@@ -225,12 +226,6 @@ def to_gradescope(local: dict, config: dict) -> dict:
             "output": local.get("output", ""), "output_format": "text", "test_output_format": "text",
             "test_name_format": "text", "visibility": "visible", "stdout_visibility": "hidden",
             "extra_data": dict(local.get("extra_data", {})), "tests": tests}
-
-
-def _points(x: float) -> str:
-    from grader.grading.results import fmt_points
-
-    return fmt_points(x)
 
 
 def _summary(doc: dict, config: dict, intake: list[dict]) -> str:
