@@ -75,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
                                                    "for students whose LMS id the download did not carry")
     export.add_argument("--assignment", help="Canvas assignment column: 'Name (id)' updates assignment id, "
                                              "any other name creates one (default: the homework's title)")
+    serve = commands.add_parser("serve", help="grade the written answers in a local web UI")
+    serve.add_argument("dir", type=Path, metavar="DIR", help="the --out folder of `hwgrader grade`")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=0, help="port (default: 0, a free one)")
 
     bundle = commands.add_parser("bundle", help="build an autograder bundle (Gradescope)")
     bundle.add_argument("target", choices=["gradescope"], help="the platform the bundle is for")
@@ -96,7 +101,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"grade": _grade, "check": _check, "reference": _reference, "kit": _kit,
-                "manual": _manual, "export": _export, "bundle": _bundle}[args.command](args)
+                "manual": _manual, "export": _export, "serve": _serve, "bundle": _bundle}[args.command](args)
     except HwgraderError as exc:
         print(f"hwgrader: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
@@ -286,6 +291,14 @@ def _export(args) -> int:
         print(f"hwgrader: warning: {pending} student(s) still have written answers nobody graded; "
               f"those points count 0 in {out}", file=sys.stderr)
     return 0
+
+
+def _serve(args) -> int:
+    from grader.gradebook.server import serve
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be 0..65535, got {args.port}")
+    return serve(args.dir, host=args.host, port=args.port)
 
 
 def _bundle(args) -> int:
