@@ -81,6 +81,14 @@ def _parser() -> argparse.ArgumentParser:
                        help="address to listen on (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=0, help="port (default: 0, a free one)")
 
+    audit = commands.add_parser("audit", help="which cases catch each known mistake; exit 1 if one is never caught")
+    audit.add_argument("--rubric", type=Path, help=f"rubric file (default: {DEFAULT_RUBRIC})")
+
+    mistakes = commands.add_parser("mistakes", help="print a @mistake skeleton for each shared wrong answer "
+                                                    "no known mistake explains (from the last grade into DIR)")
+    mistakes.add_argument("dir", type=Path, metavar="DIR")
+    mistakes.add_argument("--rubric", type=Path, help=f"rubric file (default: {DEFAULT_RUBRIC})")
+
     bundle = commands.add_parser("bundle", help="build an autograder bundle (Gradescope)")
     bundle.add_argument("target", choices=["gradescope"], help="the platform the bundle is for")
     bundle.add_argument("out", type=Path, metavar="OUT.zip")
@@ -101,7 +109,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"grade": _grade, "check": _check, "reference": _reference, "kit": _kit,
-                "manual": _manual, "export": _export, "serve": _serve, "bundle": _bundle}[args.command](args)
+                "manual": _manual, "export": _export, "serve": _serve, "audit": _audit, "mistakes": _mistakes,
+                "bundle": _bundle}[args.command](args)
     except HwgraderError as exc:
         print(f"hwgrader: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
@@ -145,7 +154,7 @@ def _grade(args) -> int:
     from grader.grading.batch import grade_all
     from grader.gradebook.incremental import GradebookWriter, plan_run, rubric_run_key, student_of
     from grader.gradebook.store import Gradebook
-    from grader.outputs.writers import WriterChain
+    from grader.outputs.writers import ClusterFile, WriterChain
     from grader.sandbox.session import prepare_workers
     from grader.outputs.terminal import print_class_table
 
@@ -173,13 +182,15 @@ def _grade(args) -> int:
     key = rubric_run_key(_rubric_path(args))
     run = plan_run(paths, gradebook, key)
     removed = gradebook.set_present(student_of(p) for p in paths)
-    writers = WriterChain([GradebookWriter(gradebook, args.out, run, key)])
+    # Class analyses see every result (reused or graded) before the class files are written.
+    writers = WriterChain([ClusterFile(args.out, plan), _similarity_writer(args.out, plan),
+                           GradebookWriter(gradebook, args.out, run, key)])
     for stored in run.reused:
         writers.submission(stored)
     results, internal_errors = grade_all(run.to_grade, plan, jobs=args.jobs, isolation=isolation,
                                          on_result=writers.submission)
     writers.finish(results)
-    print_class_table(gradebook.results(), plan, sys.stdout)
+    print_class_table(gradebook.results(light=True), plan, sys.stdout)
     print(f"\nGraded {len(results)} submission(s), reused {len(run.reused)} unchanged"
           + (f", {len(removed)} no longer found (kept in the gradebook)" if removed else "")
           + f" in {time.monotonic() - started:.1f} s "
@@ -192,6 +203,12 @@ def _grade(args) -> int:
             print(f"hwgrader: error: grading failed for {line}", file=sys.stderr)
         return 3
     return 0
+
+
+def _similarity_writer(out: Path, plan):
+    from grader.similarity.writer import SimilarityWriter, load_base
+
+    return SimilarityWriter(out, plan, base=load_base([plan.reference_dir] if plan.reference_dir else []))
 
 
 def _check(args) -> int:
@@ -299,6 +316,33 @@ def _serve(args) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {args.port}")
     return serve(args.dir, host=args.host, port=args.port)
+
+
+def _audit(args) -> int:
+    from grader.insight.audit import audit_plan, print_audit
+
+    audit = audit_plan(_full_plan(args))
+    print_audit(audit, sys.stdout)
+    return 1 if audit.uncaught else 0
+
+
+def _mistakes(args) -> int:
+    from grader.assignment.registry import ReferenceSet
+    from grader.grading.clusters import read_clusters_json
+    from grader.insight.mistakes import mistake_skeletons
+
+    clusters = read_clusters_json(args.dir / "clusters.json")
+    if not clusters:
+        print(f"No wrong output in {args.dir} is shared by several students without a known mistake "
+              f"explaining it.")
+        return 0
+    from grader.assignment.rubric import load_rubric
+
+    refs = ReferenceSet.load(load_rubric(_rubric_path(args)).reference_dir)
+    unknown = [c for c in clusters if c.function in refs.functions]
+    print("# Add these to the reference package (they need `from grader.assignment.registry import mistake`).\n")
+    print("\n\n".join(mistake_skeletons(unknown, refs)))
+    return 0
 
 
 def _bundle(args) -> int:

@@ -76,6 +76,7 @@ class Plan:
     title: str
     limits: Limits
     questions: tuple[PlannedQuestion, ...]
+    reference_dir: Optional[Path] = None   # the reference package it was built from (None for a kit)
 
     @property
     def cases(self) -> list[PlannedCase]:
@@ -123,7 +124,7 @@ def build_plan(rubric: Rubric, refs: Optional[ReferenceSet] = None, *, public_on
         points = sum(c.points for c in cases) + (q.written.points if q.written else 0)
         questions.append(PlannedQuestion(q.id, q.title, points if public_only else q.points,
                                          q.written, tuple(cases)))
-    return Plan(rubric.title, rubric.limits, tuple(questions))
+    return Plan(rubric.title, rubric.limits, tuple(questions), reference_dir=Path(refs.root))
 
 
 def _plan_case(rubric: Rubric, refs: ReferenceSet, qid: str, part: Part, case: Case,

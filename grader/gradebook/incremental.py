@@ -92,23 +92,31 @@ class GradebookWriter:
 
 def write_class(gradebook: Gradebook, out_dir: Path) -> list[SubmissionResult]:
     """grades.csv and index.html of every present student, from the gradebook; returns their results."""
-    results = gradebook.results()
+    results = gradebook.results(light=True)
     write_class_files(results, out_dir, title=gradebook.title,
                       question_ids=[q.id for q in gradebook.questions()])
     return results
 
 
 def refresh(out_dir: Path, students: Optional[Iterable[str]] = None, *,
-            gradebook: Optional[Gradebook] = None) -> None:
-    """Rewrite DIR's files from its gradebook: the given students' (all when ``None``) and the class files."""
+            gradebook: Optional[Gradebook] = None, class_files: bool = True) -> None:
+    """Rewrite DIR's files from its gradebook after manual grades changed.
+
+    The given students' results.json and report.html (every present student's when
+    ``None``), then, with ``class_files``, grades.csv and index.html.
+    """
     own = gradebook is None
     gb = gradebook or Gradebook.open(out_dir)
     try:
-        wanted = None if students is None else set(students)
-        for result in gb.results():
-            if wanted is None or result.student in wanted:
-                write_student_files(result, out_dir, title=gb.title)
-        write_class(gb, out_dir)
+        if students is None:
+            chosen = gb.results()
+        else:
+            present = {s.id for s in gb.students()}
+            chosen = [gb.result(s) for s in sorted(set(students)) if s in present]
+        for result in chosen:
+            write_student_files(result, out_dir, title=gb.title)
+        if class_files:
+            write_class(gb, out_dir)
     finally:
         if own:
             gb.close()

@@ -9,6 +9,7 @@ the batch.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
 
@@ -33,12 +34,16 @@ def write_student_files(result: SubmissionResult, out_dir: Path, *, title: str) 
 
 def write_class_files(results: Sequence[SubmissionResult], out_dir: Path, *, title: str,
                       question_ids: Sequence[str]) -> None:
-    """``<out>/grades.csv`` and ``index.html`` of the whole class."""
+    """``<out>/grades.csv`` and ``index.html`` of the whole class; the index shows the wrong-answer
+    clusters of ``<out>/clusters.json`` (written by ``ClusterFile`` at the end of ``grade``)."""
+    from grader.grading.clusters import read_clusters_json
     from grader.outputs.gradescope import write_grades_csv
     from grader.outputs.report import write_index
 
     write_grades_csv(results, Path(out_dir) / "grades.csv", list(question_ids))
-    write_index(list(results), Path(out_dir), title=title)
+    clusters_file = Path(out_dir) / "clusters.json"
+    clusters = read_clusters_json(clusters_file) if clusters_file.is_file() else []
+    write_index(list(results), Path(out_dir), title=title, clusters=clusters)
 
 
 class StudentFiles:
@@ -68,8 +73,30 @@ class ClassFiles:
                           question_ids=[q.id for q in self.plan.questions])
 
 
+class ClusterFile:
+    """``<out>/clusters.json``: the wrong-answer clusters of every result it saw. Put it before the
+    writer of the class files, which shows them in ``index.html``."""
+
+    def __init__(self, out_dir: Path, plan: Plan):
+        self.out_dir, self.plan = Path(out_dir), plan
+        self.seen: dict[str, SubmissionResult] = {}
+        self.lock = threading.Lock()
+
+    def submission(self, result: SubmissionResult) -> None:
+        with self.lock:
+            self.seen[result.student] = result
+
+    def finish(self, results: Sequence[SubmissionResult]) -> None:
+        from grader.grading.clusters import write_clusters_json, wrong_answer_clusters
+
+        with self.lock:
+            everyone = {**self.seen, **{r.student: r for r in results}}
+        write_clusters_json(wrong_answer_clusters(list(everyone.values()), self.plan),
+                            self.out_dir / "clusters.json")
+
+
 def default_writers(out_dir: Path, plan: Plan) -> list[Writer]:
-    return [StudentFiles(out_dir, plan), ClassFiles(out_dir, plan)]
+    return [StudentFiles(out_dir, plan), ClusterFile(out_dir, plan), ClassFiles(out_dir, plan)]
 
 
 class WriterChain:
