@@ -325,3 +325,16 @@ def test_results_of_another_hwgrader_ask_for_a_regrade(gb, tmp_path):
     assert gb.reusable("alice", "hash-alice", "key-1") is None
     with pytest.raises(GradebookError, match="grade the submissions again"):
         gb.results()
+
+
+def test_a_gradebook_locked_by_another_process_is_a_clear_error(gb, tmp_path):
+    other = sqlite3.connect(tmp_path / GRADEBOOK_FILE, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")   # someone else holds the write lock
+    try:
+        gb._conn.execute("PRAGMA busy_timeout = 50")
+        with pytest.raises(GradebookError, match="cannot write the gradebook .*database is locked"):
+            gb.record_grade("alice", "q1", grader="ta1", adjustment=1)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert gb.record_grade("alice", "q1", grader="ta1", adjustment=1).score == 1

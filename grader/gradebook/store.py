@@ -400,13 +400,23 @@ class Gradebook:
             if self._conn.in_transaction:
                 yield self._conn
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:  # locked past the busy timeout, read-only, disk I/O
+                raise GradebookError(f"{self.path}: cannot write the gradebook ({exc}); if another hwgrader "
+                                     f"is using it, try again when it is done") from None
             try:
                 yield self._conn
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:  # disk full, I/O error: nothing of it was written
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise GradebookError(f"{self.path}: saving to the gradebook failed ({exc}); "
+                                     f"nothing of this change was written") from None
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:

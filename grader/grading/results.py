@@ -162,6 +162,8 @@ class SubmissionResult:
     hidden_incidents: list[str] = field(default_factory=list)
     seconds: float = 0.0
     hwgrader_failed: bool = False           # hwgrader's own failure, not the student's: regrade on the next run
+    display_name: str = ""                  # the student's name as the LMS or the file gave it
+    lms_id: Optional[str] = None            # the LMS's student id (intake), for grade exports
     #: The code as read (``{"cell", "filename", "source"}`` per module or notebook code cell),
     #: for the instructor's similarity report; parsed, never run, in the parent.
     sources: list[dict] = field(default_factory=list)
