@@ -18,8 +18,8 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:  # the package may not be installed when tests run from a checkout
     sys.path.insert(0, _ROOT)
 
+from grader.grading.verdicts import Verdict  # noqa: E402
 from grader.grading.results import (  # noqa: E402
-    VERDICT_WORDS,
     CaseResult,
     CellFailure,
     Diagnosis,
@@ -294,7 +294,7 @@ def _case(qid, number, part, case, function, vis, points, inputs, ov: Optional[O
     elif verdict == "wrong":
         message = next(o.message for o in outputs if not o.passed)
     else:
-        message = f"{function}: {VERDICT_WORDS[verdict]}"
+        message = f"{function}: {Verdict(verdict).label}"
     return CaseResult(
         question=qid, part=part, case=case, number=number, function=function,
         visibility=vis, max_score=float(points), score=score, verdict=verdict, message=message,

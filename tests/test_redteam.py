@@ -39,6 +39,7 @@ from grader.outputs.writers import WriterChain, default_writers
 from grader.grading.engine import grade_submission
 from grader.assignment.plan import build_plan
 from grader.assignment.rubric import load_rubric
+from hidden_leaks import leak_problems
 
 pytestmark = pytest.mark.redteam
 
@@ -96,7 +97,16 @@ EXPECT: dict[str, tuple[str, set, str]] = {
     "os_exit_in_call": (F, {"crash"}, "in-process"),
     "sys_exit_in_call": (F, {"exception"}, "in-process"),
     "fake_stdout": (F, WRONG, "in-process"),
-    "forge_frames_fds": (F, {"crash"} | WRONG, "in-process"),  # a forged frame is only its own (wrong) values
+    "forge_frames_fds": (F, {"invalid_reply"} | WRONG, "in-process"),  # a forged frame is only its own (wrong) values
+    # forged replies and the parent's memory: the student's verdict, never a failed batch
+    "forge_deep_json": (F, {"invalid_reply"}, "in-process"),
+    "forge_wrong_types": (F, {"invalid_reply"}, "in-process"),
+    "forge_huge_shape": (F, {"invalid_reply"}, "in-process"),
+    "at_cap_replies": (F, {"rejected", "timeout"}, "in-process"),  # timeout: 2 contended cores may not write 80 MB in 2 s
+    # hidden means hidden: checked in the written reports by tests/hidden_leaks.py
+    "hidden_print_echo": (F, WRONG, "in-process"),
+    "hidden_exception_name": (F, {"exception"}, "in-process"),
+    "hidden_exit_code": (F, {"crash"}, "in-process"),
     # writing outside
     "sentinel_tmp": (F, WRONG, "host-write"),
     "overwrite_reports": (F, WRONG, "host-write"),
@@ -311,6 +321,7 @@ def test_redteam_batch(iso, plan, tmp_path):
         if a != b:
             problems.append(f"{name}: graded alone {[x for x in a if x not in b]}, "
                             f"in the batch {[x for x in b if x not in a]}")
+    problems += leak_problems(out_dir, plan, by_name)
     shutil.rmtree(out_dir, ignore_errors=True)
 
     report = "\n".join([f"isolation {iso}: batch of {len(paths)} in {batch_seconds:.1f} s"] + table)

@@ -17,9 +17,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from grader.grading.results import OutputCheck
-
-#: Order in which a case's verdict is chosen when several outputs fail differently.
-_SEVERITY = ("shape", "nonfinite", "wrong")
+from grader.grading.verdicts import Verdict
 
 
 def _fmt(x: float) -> str:
@@ -40,13 +38,13 @@ def _aligned(got: np.ndarray, expected: np.ndarray) -> Optional[np.ndarray]:
 
 
 def compare_output(name: str, got: np.ndarray, expected: np.ndarray, *,
-                   rtol: float, atol: float, keep_values: bool) -> tuple[OutputCheck, Optional[str]]:
+                   rtol: float, atol: float, keep_values: bool) -> tuple[OutputCheck, Optional[Verdict]]:
     """Compare one output; returns the check and its failure kind (None when it passed)."""
     aligned = _aligned(got, expected)
     kept = dict(expected=expected, got=got) if keep_values else {}
     if aligned is None:
         msg = f"'{name}' has the wrong shape: got {_shape(got.shape)}, expected {_shape(expected.shape)}"
-        return OutputCheck(name, False, msg, **kept), "shape"
+        return OutputCheck(name, False, msg, **kept), Verdict.SHAPE
     if keep_values:
         kept["got"] = aligned
     bad_finite = ~np.isfinite(aligned) & np.isfinite(expected)
@@ -56,7 +54,7 @@ def compare_output(name: str, got: np.ndarray, expected: np.ndarray, *,
         what = " and ".join(w for w in (f"NaN at {nan}" if nan else "", f"inf at {inf}" if inf else "") if w)
         msg = f"'{name}' has {what} of {aligned.size} entries"
         mask = bad_finite if keep_values else None
-        return OutputCheck(name, False, msg, mismatch=mask, **kept), "nonfinite"
+        return OutputCheck(name, False, msg, mismatch=mask, **kept), Verdict.NONFINITE
     with np.errstate(invalid="ignore"):
         error = np.abs(aligned - expected)
         # Where both are the same infinity (or NaN is expected and given) the entry agrees.
@@ -76,7 +74,7 @@ def compare_output(name: str, got: np.ndarray, expected: np.ndarray, *,
     msg = (f"'{name}' is wrong {count}max abs error {_fmt(worst_error)}{where}"
            f" (expected {_fmt(float(expected[worst]))}, got {_fmt(float(aligned[worst]))})")
     return OutputCheck(name, False, msg, mismatch=mask, worst_index=tuple(int(i) for i in worst),
-                       worst_error=worst_error, **kept), "wrong"
+                       worst_error=worst_error, **kept), Verdict.WRONG
 
 
 def _same_special(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -84,8 +82,9 @@ def _same_special(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def compare_outputs(names: Sequence[str], got: Sequence[np.ndarray], expected: Sequence[np.ndarray], *,
-                    rtol: float, atol: float, keep_values: bool) -> tuple[list[OutputCheck], str]:
-    """Compare every output; returns the checks and the case verdict ("passed", "shape", ...)."""
+                    rtol: float, atol: float, keep_values: bool) -> tuple[list[OutputCheck], Verdict]:
+    """Compare every output; returns the checks and the case verdict: the most severe failure
+    (a wrong shape before NaN before wrong values), ``Verdict.PASSED`` when none failed."""
     if len(got) != len(expected):
         raise ValueError("the worker returned a different number of outputs than requested")
     checks, kinds = [], set()
@@ -94,8 +93,7 @@ def compare_outputs(names: Sequence[str], got: Sequence[np.ndarray], expected: S
         checks.append(check)
         if kind:
             kinds.add(kind)
-    verdict = next((k for k in _SEVERITY if k in kinds), "passed")
-    return checks, verdict
+    return checks, Verdict.worst(kinds)
 
 
 def outputs_match(got: Sequence[np.ndarray], other: Sequence[np.ndarray], *, rtol: float, atol: float) -> bool:

@@ -8,16 +8,33 @@ mistakes all come from the plan.
 
 from __future__ import annotations
 
+import builtins
 import time
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from grader.grading.compare import compare_outputs, outputs_match
 from grader.assignment.submission import Submission, read_submission
 from grader.assignment.plan import Plan, PlannedCase
-from grader.grading.results import (VERDICT_WORDS, CaseResult, Diagnosis, QuestionResult, SubmissionResult,
+from grader.grading.results import (CaseResult, Diagnosis, QuestionResult, SubmissionResult,
                             WrittenResult)
+from grader.grading.verdicts import Verdict
+from grader.sandbox.replies import Outcome
 from grader.sandbox.session import CallOutcome, WorkerSession
+
+#: The parent's memory for one reply is bounded by this multiple of the case's expected output
+#: size (float64 bytes of every output), and never less than ``REPLY_BYTES_FLOOR``: a reply
+#: larger than that is not read (the output is ``rejected`` as far too large), so a student whose
+#: replies sit at the protocol's 80 MB-per-array cap costs the parent a few MB per call.
+REPLY_BYTES_PER_EXPECTED = 16
+REPLY_BYTES_FLOOR = 4 << 20
+
+#: Exception names a hidden case's message may show: Python's own (``ValueError``), never a
+#: name the student's code made up (a class named after the hidden input would leak it).
+BUILTIN_EXCEPTIONS = frozenset(name for name, obj in vars(builtins).items()
+                               if isinstance(obj, type) and issubclass(obj, BaseException))
 
 
 def grade_submission(path: Path, plan: Plan, *, isolation: Optional[str] = None,
@@ -50,18 +67,28 @@ def grade_submission(path: Path, plan: Plan, *, isolation: Optional[str] = None,
             else:
                 runner = _CaseRunner(session, set(report.functions), result.cell_failures)
                 _fill(result, plan, submission, answers=report.answers, run=runner.run)
-        # After the session closed: its output pipe has been read to the end.
+        # After the session closed: its output pipe has been read to the end. What was printed
+        # once a hidden case had started is the instructor's only (SubmissionResult.hidden_output).
         result.output, result.output_truncated = session.output()
+        result.hidden_output, result.hidden_output_truncated = session.hidden_output()
         result.incidents = list(session.incidents)
+        result.hidden_incidents = list(session.hidden_incidents)
     result.seconds = round(time.monotonic() - started, 3)
     return result
 
 
 def _fill(result: SubmissionResult, plan: Plan, submission: Submission, *, answers: dict, run) -> None:
+    # Every public case runs before the first hidden one. Whatever a worker learns on a hidden
+    # case (kept in a global, a thread, a file) could otherwise come back in a later public
+    # case's printed output, message or values, which the student sees in full.
+    done: dict[str, CaseResult] = {}
+    if run:
+        for case in sorted(plan.cases, key=lambda c: c.visibility != "public"):  # stable sort
+            done[case.number] = run(case)
     for q in plan.questions:
         question = QuestionResult(id=q.id, title=q.title, max_score=q.points)
         for case in q.cases:
-            question.cases.append(run(case) if run else _not_run(case))
+            question.cases.append(done[case.number] if run else _not_run(case))
         if q.written:
             answer = answers.get(q.written.answer) or submission.markdown_answers.get(q.written.answer)
             question.written = WrittenResult(
@@ -71,7 +98,7 @@ def _fill(result: SubmissionResult, plan: Plan, submission: Submission, *, answe
         result.questions.append(question)
 
 
-def _base(case: PlannedCase, verdict: str, message: str, **extra) -> CaseResult:
+def _base(case: PlannedCase, verdict: Verdict, message: str, **extra) -> CaseResult:
     public = case.visibility == "public"
     return CaseResult(question=case.question, part=case.part, case=case.case, number=case.number,
                       function=case.function, visibility=case.visibility, max_score=case.points,
@@ -80,7 +107,7 @@ def _base(case: PlannedCase, verdict: str, message: str, **extra) -> CaseResult:
 
 
 def _not_run(case: PlannedCase) -> CaseResult:
-    return _base(case, "skipped", "not run: the submission could not be loaded")
+    return _base(case, Verdict.SKIPPED, "not run: the submission could not be loaded")
 
 
 #: After this many timeouts of one function, its remaining cases are not run (they would
@@ -102,29 +129,43 @@ class _CaseRunner:
                 first = self.cell_failures[0]
                 where = f"cell {first.cell}" if first.cell else "your module"
                 why = f"loading {where} raised {first.summary}"
-            return _base(case, "missing", f"{case.function} is not defined in your submission ({why})")
+            return _base(case, Verdict.MISSING, f"{case.function} is not defined in your submission ({why})")
         if self.timeouts.get(case.function, 0) >= TIMEOUT_STRIKES:
-            return _base(case, "timeout", f"not run: {case.function} already ran out of time on "
-                                          f"{TIMEOUT_STRIKES} cases")
+            return _base(case, Verdict.TIMEOUT, f"not run: {case.function} already ran out of time on "
+                                                f"{TIMEOUT_STRIKES} cases")
         outcome = self.session.call(case.function, list(case.args), dict(case.kwargs),
                                     list(case.arg_names) + list(case.kwargs), len(case.output_names),
-                                    output_names=list(case.output_names))
-        if outcome.verdict == "timeout":
+                                    output_names=list(case.output_names),
+                                    hidden=case.visibility != "public", max_reply_bytes=reply_bytes(case))
+        if outcome.verdict == Outcome.TIMEOUT:
             self.timeouts[case.function] = self.timeouts.get(case.function, 0) + 1
-        if outcome.verdict != "ok":
+        if outcome.verdict != Outcome.OK:
             return _failed_call(case, outcome)
         return _judge(case, outcome)
 
 
+def reply_bytes(case: PlannedCase) -> int:
+    """The most the parent reads of one reply to ``case`` (see ``REPLY_BYTES_PER_EXPECTED``)."""
+    expected = sum(8 * int(np.size(e)) for e in case.expected)
+    return max(REPLY_BYTES_FLOOR, REPLY_BYTES_PER_EXPECTED * expected)
+
+
+def _hidden_failure(case: PlannedCase, verdict: Verdict, outcome: CallOutcome) -> str:
+    """A hidden case's failure in words that carry nothing the student's code chose."""
+    if verdict is Verdict.EXCEPTION:
+        name = outcome.message.split(":", 1)[0].strip()
+        return f"{case.function} raised {name if name in BUILTIN_EXCEPTIONS else 'an exception'} on a hidden case"
+    return f"{case.function}: {verdict.label} on a hidden case"
+
+
 def _failed_call(case: PlannedCase, outcome: CallOutcome) -> CaseResult:
     public = case.visibility == "public"
-    verdict = outcome.verdict if outcome.verdict in VERDICT_WORDS else "crash"
-    message = outcome.message
-    traceback = outcome.traceback
-    if verdict == "exception" and not public:
-        # An exception message can quote hidden inputs (shapes, values): say only what kind it was.
-        message = f"{case.function} raised {outcome.message.split(':', 1)[0]} on a hidden case"
-        traceback = None
+    verdict = Verdict(outcome.verdict.value)
+    message, traceback = outcome.message, outcome.traceback
+    if not public:
+        # Messages, tracebacks, exception names, exit codes: all chosen by code that saw the
+        # hidden inputs. Only the verdict (and a builtin exception name) is shown.
+        message, traceback = _hidden_failure(case, verdict, outcome), None
     return _base(case, verdict, message, traceback=traceback, mutated=list(outcome.mutated),
                  seconds=outcome.seconds)
 
@@ -134,23 +175,23 @@ def _judge(case: PlannedCase, outcome: CallOutcome) -> CaseResult:
     checks, verdict = compare_outputs(case.output_names, outcome.outputs, case.expected,
                                       rtol=case.rtol, atol=case.atol, keep_values=public)
     share = sum(c.passed for c in checks) / len(checks)
-    diagnosis = None if verdict == "passed" else _diagnose(case, outcome)
+    diagnosis = None if verdict is Verdict.PASSED else _diagnose(case, outcome)
     notes = []
     if outcome.mutated:
         names = ", ".join(f"'{n}'" for n in outcome.mutated)
         notes.append(f"{case.function} modified its argument{'s' if len(outcome.mutated) > 1 else ''} "
                      f"{names} in place")
         if case.must_not_modify_inputs:
-            verdict, share = "mutated", 0.0
+            verdict, share = Verdict.MUTATED, 0.0
             notes[-1] += "; it must leave its inputs unchanged"
-    if verdict == "passed":
+    if verdict is Verdict.PASSED:
         message = "passed"
     elif public:
-        message = "; ".join(c.message for c in checks if not c.passed) or VERDICT_WORDS[verdict]
+        message = "; ".join(c.message for c in checks if not c.passed) or verdict.label
     else:
         wrong = [c.name for c in checks if not c.passed]
-        message = f"{VERDICT_WORDS[verdict]} in {', '.join(repr(n) for n in wrong)} on a hidden case" \
-            if wrong else f"{VERDICT_WORDS[verdict]} on a hidden case"
+        message = f"{verdict.label} in {', '.join(repr(n) for n in wrong)} on a hidden case" \
+            if wrong else f"{verdict.label} on a hidden case"
     if diagnosis:
         message += f" (this looks like: {diagnosis.title})"
     if notes:

@@ -3,6 +3,8 @@
 The engine fills these; ``gradescope``, ``report`` and the terminal summary
 only read them. Hidden cases never carry inputs, expected or received
 values: the engine leaves those fields ``None`` so no writer can leak them.
+What the student's code printed or chose during hidden cases is kept apart in
+the ``hidden_*`` fields of ``SubmissionResult``, for the instructor only.
 """
 
 from __future__ import annotations
@@ -12,36 +14,7 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 
-Verdict = Literal[
-    "passed",     # every output within tolerance
-    "wrong",      # numbers differ beyond tolerance
-    "shape",      # an output has the wrong shape or count
-    "nonfinite",  # NaN or inf where a finite number was expected
-    "rejected",   # not convertible to a float array (object, string, ragged, too large)
-    "exception",  # the student's function raised
-    "timeout",    # the call ran past its wall-clock limit
-    "memory",     # the worker ran out of its memory limit
-    "crash",      # the worker died or broke the protocol (exit, signal, garbage)
-    "missing",    # the submission does not define the function
-    "mutated",    # modified an input the rubric says it must leave alone
-    "skipped",    # not run: the submission's time budget was spent, or it failed to load
-]
-
-#: Plain words for each verdict, for students and instructors.
-VERDICT_WORDS: dict[str, str] = {
-    "passed": "passed",
-    "wrong": "wrong values",
-    "shape": "wrong shape",
-    "nonfinite": "NaN or infinite values",
-    "rejected": "output is not a numeric array",
-    "exception": "raised an exception",
-    "timeout": "ran out of time",
-    "memory": "ran out of memory",
-    "crash": "the worker process crashed",
-    "missing": "function not defined",
-    "mutated": "modified its inputs",
-    "skipped": "not run",
-}
+from grader.grading.verdicts import Verdict
 
 def fmt_points(x: float, digits: int = 2) -> str:
     """How every writer shows points: ``20.0`` -> ``"20"``, ``13.5`` -> ``"13.5"``, ``2/3`` -> ``"0.67"``."""
@@ -49,10 +22,6 @@ def fmt_points(x: float, digits: int = 2) -> str:
     if x == int(x):
         return str(int(x))
     return f"{x:.{digits}f}".rstrip("0").rstrip(".")
-
-
-#: Verdicts that mean the run itself broke, listed apart in the class overview.
-RUN_FAILURES = frozenset({"timeout", "memory", "crash"})
 
 
 @dataclass
@@ -103,13 +72,16 @@ class CaseResult:
     #: No student-facing writer reads it: hidden values never reach a student.
     received: Optional[tuple[np.ndarray, ...]] = None
 
+    def __post_init__(self) -> None:
+        self.verdict = Verdict(self.verdict)  # a word that is not a verdict is a bug, found here
+
     @property
     def name(self) -> str:
         return f"{self.function} ({self.case})"
 
     @property
     def status(self) -> Literal["passed", "failed"]:
-        return "passed" if self.verdict == "passed" else "failed"
+        return "passed" if self.verdict is Verdict.PASSED else "failed"
 
 
 @dataclass
@@ -178,9 +150,15 @@ class SubmissionResult:
     questions: list[QuestionResult] = field(default_factory=list)
     load_error: Optional[str] = None        # could not be loaded at all (syntax error, exit at import...)
     cell_failures: list[CellFailure] = field(default_factory=list)
-    output: str = ""                        # what the submission printed, capped
+    output: str = ""                        # what the submission printed before any hidden case, capped
     output_truncated: bool = False
     incidents: list[str] = field(default_factory=list)  # "baum_welch timed out after 10 s; worker restarted"
+    # Instructor only (results.json ``extra_data.instructor``; never in report.html or any text a
+    # student reads): what was printed once a hidden case had started, and the full wording of
+    # incidents during hidden cases (exit codes, signals), both chosen by code that saw hidden inputs.
+    hidden_output: str = ""
+    hidden_output_truncated: bool = False
+    hidden_incidents: list[str] = field(default_factory=list)
     seconds: float = 0.0
     hwgrader_failed: bool = False           # hwgrader's own failure, not the student's: regrade on the next run
     #: The code as read (``{"cell", "filename", "source"}`` per module or notebook code cell),
@@ -201,8 +179,8 @@ class SubmissionResult:
 
     @property
     def run_failures(self) -> list[CaseResult]:
-        """Cases lost to a timeout, memory exhaustion or crash, not to wrong numbers."""
-        return [c for c in self.cases if c.verdict in RUN_FAILURES]
+        """Cases lost to a timeout, memory exhaustion, crash or invalid reply, not to wrong numbers."""
+        return [c for c in self.cases if c.verdict.run_failure]
 
     def question(self, qid: str) -> QuestionResult:
         for q in self.questions:
@@ -230,7 +208,8 @@ class SubmissionResult:
 # versioned (``RESULTS_JSON_VERSION``) and a stored result of another version is re-graded.
 
 #: Bump when a field of these dataclasses changes meaning or is removed.
-RESULTS_JSON_VERSION = 1
+#: 2: ``output`` holds only what was printed before the first hidden case (``hidden_output`` the rest).
+RESULTS_JSON_VERSION = 2
 
 
 def _encode(value: Any) -> Any:

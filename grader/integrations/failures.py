@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from grader.grading.results import VERDICT_WORDS, CaseResult
+from grader.grading.results import CaseResult
 from grader.integrations.text import values_text, visible
 
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)', re.MULTILINE)
@@ -23,7 +23,7 @@ MAX_DETAILS = 8000
 
 def failure_details(case: CaseResult) -> str:
     """Multi-line text for a failed case: message, got/expected per wrong output, hint, traceback."""
-    lines = [f"{case.number} {case.name}: {VERDICT_WORDS[case.verdict]}", case.message]
+    lines = [f"{case.number} {case.name}: {case.verdict.label}", case.message]
     for check in case.outputs:
         if check.passed or check.expected is None:
             continue

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence, TextIO
 
-from grader.grading.results import VERDICT_WORDS, QuestionResult, SubmissionResult, fmt_points
+from grader.grading.results import QuestionResult, SubmissionResult, fmt_points
 from grader.integrations.failures import failure_details, function_lines, load_error_line, traceback_line
 from grader.integrations.text import one_line, visible
 
@@ -146,7 +146,7 @@ def step_summary(result: SubmissionResult, source: str) -> str:
         size = sum(len(s) for s in lines)
         for case in failed:
             block = [f"<details><summary>{_html(case.number)} {_html(case.name)}: "
-                     f"{_html(VERDICT_WORDS[case.verdict])}</summary>", "", _fence(failure_details(case)), "",
+                     f"{_html(case.verdict.label)}</summary>", "", _fence(failure_details(case)), "",
                      "</details>", ""]
             size += sum(len(s.encode()) + 1 for s in block)
             if size > MAX_SUMMARY_BYTES:

@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from grader.grading.results import CaseResult, SubmissionResult, fmt_points
+from grader.grading.verdicts import Verdict
 from grader.integrations.failures import failure_details, function_lines, traceback_line
 from grader.integrations.files import write_atomic
 from grader.integrations.text import one_line, visible
 
 #: Verdicts reported as ``<error>`` (the test could not run to the end) rather than ``<failure>``.
-ERROR_VERDICTS = frozenset({"exception", "timeout", "memory", "crash", "skipped"})
+ERROR_VERDICTS = frozenset({Verdict.EXCEPTION, Verdict.SKIPPED} | {v for v in Verdict if v.run_failure})
 
 
 def _case_element(case: CaseResult, result: SubmissionResult, source: str, defs: dict[str, int]) -> ET.Element:
@@ -47,7 +48,7 @@ def _case_element(case: CaseResult, result: SubmissionResult, source: str, defs:
     if case.status == "failed":
         kind = "error" if case.verdict in ERROR_VERDICTS else "failure"
         detail = ET.SubElement(element, kind, {"message": one_line(case.message), "type": case.verdict})
-        message = result.load_error if case.verdict == "skipped" and result.load_error else None
+        message = result.load_error if case.verdict is Verdict.SKIPPED and result.load_error else None
         detail.text = failure_details(case) + (f"\n{visible(message)}" if message else "") + \
             f"\npoints: {fmt_points(case.score)}/{fmt_points(case.max_score)}"
     return element

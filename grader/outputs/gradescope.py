@@ -76,6 +76,17 @@ def summary_text(result: SubmissionResult) -> str:
     return "\n".join(lines)
 
 
+def instructor_data(result: SubmissionResult) -> dict:
+    """What only the instructor may read: printed output and incidents from hidden cases.
+
+    Gradescope never shows ``extra_data`` to students, and no other writer renders it; the
+    student's ``output`` texts and report.html hold only what was printed before any hidden
+    case ran.
+    """
+    return {"hidden_output": result.hidden_output, "hidden_output_truncated": result.hidden_output_truncated,
+            "hidden_incidents": list(result.hidden_incidents)}
+
+
 def results_json(result: SubmissionResult) -> dict:
     tests = []
     for q in result.questions:
@@ -85,7 +96,8 @@ def results_json(result: SubmissionResult) -> dict:
     return {"score": result.score, "execution_time": round(result.seconds, 3),
             "output": summary_text(result), "visibility": "visible", "stdout_visibility": "hidden",
             "extra_data": {"student": result.student, "file": result.file, "isolation": result.isolation,
-                           "load_error": result.load_error, "incidents": list(result.incidents)},
+                           "load_error": result.load_error, "incidents": list(result.incidents),
+                           "instructor": instructor_data(result)},
             "tests": tests}
 
 

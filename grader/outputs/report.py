@@ -31,13 +31,12 @@ from grader import __version__
 from grader.grading.clusters import MIN_STUDENTS as CLUSTER_MIN_STUDENTS, SHOWN_CLUSTERS
 from grader.outputs import summary as S
 from grader.grading.results import (
-    RUN_FAILURES,
-    VERDICT_WORDS,
     CaseResult,
     QuestionResult,
     SubmissionResult,
     WrittenResult,
 )
+from grader.grading.verdicts import Verdict
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -129,7 +128,7 @@ class CaseView:
     part: str
     hidden: bool
     passed: bool
-    verdict: str
+    verdict: Verdict
     words: str                 # plain words for the verdict
     score: str
     max_score: str
@@ -139,7 +138,7 @@ class CaseView:
     traceback: str
     inputs: tuple[S.InputView, ...]
     outputs: tuple[S.OutputView, ...]
-    run_failure: bool          # timeout / memory / crash
+    run_failure: bool          # timeout / memory / crash / invalid reply
 
     @property
     def status(self) -> str:
@@ -148,7 +147,7 @@ class CaseView:
     @property
     def open(self) -> bool:
         """Shown unfolded: failures worth reading (not "function not defined" / "not run")."""
-        return not self.passed and self.verdict not in ("missing", "skipped")
+        return not self.passed and self.verdict not in (Verdict.MISSING, Verdict.SKIPPED)
 
     @property
     def anchor(self) -> str:
@@ -189,17 +188,17 @@ class QuestionView:
 
 def case_view(c: CaseResult, *, grid_cap: int = 30, input_cap: int = 12) -> CaseView:
     hidden = c.visibility != "public"
-    passed = c.verdict == "passed"
+    passed = c.verdict is Verdict.PASSED
     if hidden:
         # Only status, verdict words and points: no inputs, values, messages or tracebacks,
         # even if a caller filled them in by mistake.
         return CaseView(
             number=c.number, name=c.name, function=c.function, case=c.case, part=c.part,
             hidden=True, passed=passed, verdict=c.verdict,
-            words=VERDICT_WORDS.get(c.verdict, c.verdict),
+            words=c.verdict.label,
             score=S.fmt_score(c.score), max_score=S.fmt_score(c.max_score),
             message="", diagnosis=None, mutated=(), traceback="", inputs=(), outputs=(),
-            run_failure=c.verdict in RUN_FAILURES,
+            run_failure=c.verdict.run_failure,
         )
     inputs = tuple(
         S.input_view(k, v, max_rows=input_cap, max_cols=input_cap)
@@ -209,11 +208,11 @@ def case_view(c: CaseResult, *, grid_cap: int = 30, input_cap: int = 12) -> Case
     return CaseView(
         number=c.number, name=c.name, function=c.function, case=c.case, part=c.part,
         hidden=False, passed=passed, verdict=c.verdict,
-        words=VERDICT_WORDS.get(c.verdict, c.verdict),
+        words=c.verdict.label,
         score=S.fmt_score(c.score), max_score=S.fmt_score(c.max_score),
         message=c.message or "", diagnosis=c.diagnosis, mutated=tuple(c.mutated),
         traceback=c.traceback or "", inputs=inputs, outputs=outputs,
-        run_failure=c.verdict in RUN_FAILURES,
+        run_failure=c.verdict.run_failure,
     )
 
 
@@ -265,7 +264,7 @@ def student_context(result: SubmissionResult, *, title: str = "Homework") -> dic
         load_error=result.load_error or "",
         cell_failures=list(result.cell_failures),
         # loading errors that cost functions are shown as an error, not a warning
-        cell_failures_severe=any(c.verdict == "missing" for c in result.cases),
+        cell_failures_severe=any(c.verdict is Verdict.MISSING for c in result.cases),
         incidents=list(result.incidents),
         run_failures=[case_view(c) for c in result.run_failures],
         output=result.output or "",

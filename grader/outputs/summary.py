@@ -16,13 +16,12 @@ from typing import Any, Iterable, NamedTuple, Optional, Sequence
 import numpy as np
 
 from grader.grading.results import (
-    RUN_FAILURES,
-    VERDICT_WORDS,
     CaseResult,
     OutputCheck,
     SubmissionResult,
     fmt_points,
 )
+from grader.grading.verdicts import Verdict
 
 # --------------------------------------------------------------------------
 # formatting helpers (numbers -> short text)
@@ -204,9 +203,9 @@ def most_failed_tests(results: Sequence[SubmissionResult], limit: int = 10) -> l
             key = (c.number, c.function, c.case)
             meta.setdefault(key, c)
             attempts[key] += 1
-            if c.verdict != "passed":
+            if c.verdict is not Verdict.PASSED:
                 fails[key] += 1
-                verdicts[key][VERDICT_WORDS.get(c.verdict, c.verdict)] += 1
+                verdicts[key][c.verdict.label] += 1
     order = sorted(fails, key=lambda k: (-fails[k], _number_key(k[0]), k[1], k[2]))
     out = []
     for key in order[:limit]:
@@ -244,7 +243,7 @@ def common_mistakes(results: Sequence[SubmissionResult], per_question: int = 5) 
     for r in results:
         seen: set[tuple[str, str]] = set()
         for c in r.cases:
-            if c.diagnosis is None or c.verdict == "passed":
+            if c.diagnosis is None or c.verdict is Verdict.PASSED:
                 continue
             d = c.diagnosis
             titles.setdefault(d.mistake, d.title)
@@ -269,7 +268,7 @@ def common_mistakes(results: Sequence[SubmissionResult], per_question: int = 5) 
 class RunFailure:
     number: str
     name: str            # "baum_welch (long)"
-    verdict: str
+    verdict: Verdict
     words: str           # "ran out of time"
     message: str
 
@@ -281,7 +280,7 @@ class RunProblem:
     student: str
     file: str
     load_error: Optional[str]
-    failures: tuple[RunFailure, ...]     # timeout / memory / crash cases
+    failures: tuple[RunFailure, ...]     # timeout / memory / crash / invalid reply cases
     skipped: int                         # cases not run at all
     incidents: tuple[str, ...]
     cell_failures: tuple[str, ...] = ()  # "cell 3: NameError: ..." / "module body: SyntaxError: ..."
@@ -305,16 +304,16 @@ class RunProblem:
 
 def run_problem(result: SubmissionResult) -> Optional[RunProblem]:
     failures = tuple(
-        RunFailure(c.number, c.name, c.verdict, VERDICT_WORDS.get(c.verdict, c.verdict), c.message)
-        for c in result.cases if c.verdict in RUN_FAILURES
+        RunFailure(c.number, c.name, c.verdict, c.verdict.label, c.message)
+        for c in result.cases if c.verdict.run_failure
     )
-    skipped = sum(1 for c in result.cases if c.verdict == "skipped")
+    skipped = sum(1 for c in result.cases if c.verdict is Verdict.SKIPPED)
     cells = tuple(
         f"{'cell ' + str(f.cell) if f.cell else 'module body'}: {f.summary}" for f in result.cell_failures
     )
     if not (result.load_error or failures or skipped or cells):
         return None
-    missing = sum(1 for c in result.cases if c.verdict == "missing")
+    missing = sum(1 for c in result.cases if c.verdict is Verdict.MISSING)
     return RunProblem(result.student, result.file, result.load_error, failures, skipped,
                       tuple(result.incidents), cells, missing)
 

@@ -11,7 +11,7 @@ from typing import Optional, TextIO
 import numpy as np
 
 from grader.assignment.plan import Plan
-from grader.grading.results import VERDICT_WORDS, SubmissionResult, fmt_points
+from grader.grading.results import SubmissionResult, fmt_points
 
 
 def _width(text: str) -> int:
@@ -41,7 +41,7 @@ def print_class_table(results: list[SubmissionResult], plan: Plan, out: TextIO) 
                          f"{first.summary.split(':', 1)[0]}")
         failures = r.run_failures
         if failures:
-            kinds = sorted({VERDICT_WORDS[c.verdict] for c in failures})
+            kinds = sorted({c.verdict.label for c in failures})
             notes.append(f"{len(failures)} case(s): {', '.join(kinds)}")
         rows.append([r.student, *(fmt_points(scores.get(i, 0)) for i in ids), fmt_points(r.score),
                      "; ".join(notes)])
@@ -64,7 +64,7 @@ def print_check_table(result: SubmissionResult, out: TextIO) -> bool:
     details = []
     for case in result.cases:
         mark = "PASS" if case.status == "passed" else "FAIL"
-        rows.append([case.number, case.function, case.case, f"{mark} {VERDICT_WORDS[case.verdict]}"
+        rows.append([case.number, case.function, case.case, f"{mark} {case.verdict.label}"
                      if mark == "FAIL" else mark, f"{fmt_points(case.score)}/{fmt_points(case.max_score)}"])
         if case.status == "failed":
             text = f"{case.number} {case.function} ({case.case}): {case.message}"

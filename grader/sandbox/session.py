@@ -15,7 +15,6 @@ first ``Limits.output_bytes`` and discards the rest.
 
 from __future__ import annotations
 
-import errno
 import os
 import select
 import signal
@@ -27,26 +26,31 @@ from typing import Optional
 
 import numpy as np
 
+from grader.sandbox import replies
 from grader.sandbox.inside import protocol
 from grader.errors import SandboxError
+from grader.sandbox.capture import SplitOutput
 from grader.sandbox.inside.protocol import ProtocolError
+from grader.sandbox.replies import InvalidReply, Outcome, ReplyReader, ReplyTooLarge
 from grader.grading.results import CellFailure
 from grader.sandbox.forkpool import ForkedProcess, server_for
 from grader.sandbox.launch import Launch, Limits, build_launch, detect_isolation
 
 __all__ = ["LoadReport", "CallOutcome", "WorkerSession", "Limits"]
 
-_CALL_KINDS = {"exception", "rejected", "missing", "memory"}
 _MEMORY_MARKERS = (b"MemoryError", b"Cannot allocate memory", b"std::bad_alloc", b"out of memory",
                    b"Unable to allocate")
 _MAX_MSG = 500
 _MAX_TB = 20_000
+#: How an incident during a hidden call is told to the student: what happened, no values.
+_SAFE_WORDS = {Outcome.CRASH: "the worker crashed", Outcome.MEMORY: "ran out of memory",
+               Outcome.TIMEOUT: "ran out of CPU time", Outcome.INVALID_REPLY: "the worker sent an invalid reply"}
 
 
 @dataclass
 class LoadReport:
     ok: bool
-    verdict: str                       # "ok" | "timeout" | "memory" | "crash"
+    verdict: Outcome                   # OK, TIMEOUT, MEMORY, CRASH or INVALID_REPLY
     error: Optional[str]
     cell_failures: list[CellFailure] = field(default_factory=list)
     functions: list[str] = field(default_factory=list)
@@ -55,7 +59,7 @@ class LoadReport:
 
 @dataclass
 class CallOutcome:
-    verdict: str     # "ok" | "exception" | "rejected" | "missing" | "timeout" | "memory" | "crash" | "skipped"
+    verdict: Outcome
     outputs: Optional[list[np.ndarray]]
     message: str
     traceback: Optional[str]
@@ -111,49 +115,10 @@ def _signame(sig: int) -> str:
         return f"signal {sig}"
 
 
-class _Output:
-    """Capped capture of the worker's stdout+stderr, shared across restarts."""
-
-    def __init__(self, cap: int):
-        self.cap = cap
-        self.buf = bytearray()
-        self.dropped = 0
-        self.lock = threading.Lock()
-
-    def add(self, data: bytes) -> None:
-        with self.lock:
-            room = self.cap - len(self.buf)
-            if room > 0:
-                self.buf += data[:room]
-            self.dropped += max(0, len(data) - max(room, 0))
-
-    def tail(self, n: int = 4096) -> bytes:
-        with self.lock:
-            return bytes(self.buf[-n:])
-
-    def drain(self, fd: int) -> None:
-        try:
-            while True:
-                try:
-                    data = os.read(fd, 1 << 16)
-                except InterruptedError:
-                    continue
-                except OSError:
-                    break
-                if not data:
-                    break
-                self.add(data)
-        finally:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
 class _Worker:
     """One running worker process (internal)."""
 
-    def __init__(self, isolation: str, limits: Limits, slot: int, output: _Output):
+    def __init__(self, isolation: str, limits: Limits, slot: int, output: SplitOutput):
         req_r, req_w = os.pipe()
         res_r, res_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -205,8 +170,11 @@ class _Worker:
                 raise EOFError from None
             data = data[n:]
 
-    def recv(self, deadline: float, max_payload: int) -> tuple[dict, bytes]:
-        dec = protocol.FrameDecoder(max_payload=max_payload)
+    def recv(self, deadline: float, max_payload: int,
+             max_header: int = replies.LOAD_HEADER_BYTES) -> tuple[dict, memoryview]:
+        """Exactly one reply frame (``replies.ReplyReader``: bounded memory, depth-guarded JSON);
+        InvalidReply on garbage, oversize or a second frame, EOFError, TimeoutError."""
+        reader = ReplyReader(max_header=max_header, max_payload=max_payload)
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -217,21 +185,11 @@ class _Worker:
                 continue
             if not r:
                 continue
-            try:
-                data = os.read(self.res_r, 1 << 20)
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EINTR):
-                    continue
-                raise EOFError from None
-            if not data:
-                raise EOFError
-            frames = dec.feed(data)  # ProtocolError on garbage / oversized
-            if frames:
-                if len(frames) > 1 or dec.pending:
-                    raise ProtocolError("the worker sent more than one reply")
-                return frames[0]
+            frame = reader.read_from(self.res_r)
+            if frame is not None:
+                if reader.has_more(self.res_r):
+                    raise InvalidReply("the worker sent more than one reply")
+                return frame
 
     # -- lifetime --------------------------------------------------------
     def kill(self) -> None:
@@ -334,8 +292,9 @@ class WorkerSession:
         self.limits = limits
         self.slot = slot
         self.isolation: str = detect_isolation(isolation)
-        self.incidents: list[str] = []
-        self._output = _Output(limits.output_bytes)
+        self.incidents: list[str] = []         # can be shown to the student
+        self.hidden_incidents: list[str] = []  # full wording of incidents during hidden calls
+        self._output = SplitOutput(limits.output_bytes)
         self._worker: Optional[_Worker] = None
         self._spent = 0.0
         self._next_id = 1
@@ -368,38 +327,59 @@ class WorkerSession:
         return report
 
     def call(self, function: str, args: list, kwargs: dict, arg_names: list[str], n_outputs: int,
-             *, output_names: Optional[list[str]] = None) -> CallOutcome:
-        """Run ``function(*args, **kwargs)`` in the worker on fresh copies of the inputs."""
+             *, output_names: Optional[list[str]] = None, hidden: bool = False,
+             max_reply_bytes: Optional[int] = None) -> CallOutcome:
+        """Run ``function(*args, **kwargs)`` in the worker on fresh copies of the inputs.
+
+        ``hidden``: whoever reads this call's outcome must not learn its inputs (the worker is
+        not told). Output printed from this call on goes to ``hidden_output()``, and incidents
+        carry no value the worker chose (exit code, signal, protocol detail); their full text
+        goes to ``hidden_incidents``. ``max_reply_bytes``: the most of the reply's payload the
+        parent reads (default: the protocol's cap for ``n_outputs`` arrays); a larger reply is
+        refused unread and the call's outcome is ``REJECTED``.
+        """
         if self._closed:
             raise RuntimeError("session is closed")
         if self._load_report is None:
             self.load()
+        if hidden:
+            self._output.seal()
         if self._broken is not None:
-            return CallOutcome("skipped", None, f"not run: {self._broken}", None, [], 0.0)
+            return CallOutcome(Outcome.SKIPPED, None, f"not run: {self._broken}", None, [], 0.0)
         if self.seconds_left <= 0:
-            return CallOutcome("skipped", None,
+            return CallOutcome(Outcome.SKIPPED, None,
                                f"not run: the submission's time budget ({self.limits.submission_seconds:g} s) "
                                "was spent", None, [], 0.0)
         if self._load_report.functions and function not in self._load_report.functions:
-            return CallOutcome("missing", None, f"the submission does not define {function}()", None, [], 0.0)
+            return CallOutcome(Outcome.MISSING, None, f"the submission does not define {function}()", None, [], 0.0)
         t0 = time.monotonic()
         try:
             if self._worker is None or self._worker.dead:
-                if not self._restart(function):
-                    return CallOutcome("skipped" if self._broken else "crash", None,
+                if not self._restart(function, hidden):
+                    return CallOutcome(Outcome.SKIPPED if self._broken else Outcome.CRASH, None,
                                        f"not run: {self._broken}", None, [], time.monotonic() - t0)
-            return self._call(function, args, kwargs, arg_names, n_outputs, output_names)
+            return self._call(function, args, kwargs, arg_names, n_outputs, output_names, hidden,
+                              max_reply_bytes)
         finally:
             self._spent += time.monotonic() - t0
 
     def output(self) -> tuple[str, bool]:
-        """Captured stdout+stderr (first ``output_bytes``), and whether more was discarded.
+        """Captured stdout+stderr before the first hidden call (first ``output_bytes``), and
+        whether more was discarded.
 
         Complete once the session is closed; while a worker runs, whatever has been drained so far.
         """
-        with self._output.lock:
-            data, dropped = bytes(self._output.buf), self._output.dropped
-        return data.decode("utf-8", errors="replace"), dropped > 0
+        return self._output.visible()
+
+    def hidden_output(self) -> tuple[str, bool]:
+        """Captured stdout+stderr from the first hidden call on: for the instructor only."""
+        return self._output.hidden()
+
+    def _incident(self, hidden: bool, text: str, safe: str) -> None:
+        """Record an incident; during a hidden call the student sees only ``safe``."""
+        self.incidents.append(safe if hidden else text)
+        if hidden:
+            self.hidden_incidents.append(text)
 
     def close(self) -> None:
         if self._closed:
@@ -421,8 +401,7 @@ class WorkerSession:
         deadline = time.monotonic() + max(10.0, self.limits.load_seconds)
         try:
             header, _ = w.recv(deadline, 0)
-            if header.get("ready") is not True:
-                raise ProtocolError("no ready frame")
+            replies.parse_reply(header, "ready")
         except (TimeoutError, EOFError, ProtocolError) as exc:
             w.kill()
             tail = self._output.tail(600).decode("utf-8", "replace").strip()
@@ -436,32 +415,22 @@ class WorkerSession:
         try:
             w.send({"op": "load", "units": self.units, "answers": self.answer_names}, b"", deadline)
             header, _ = w.recv(deadline, 0)
-            return self._parse_load(header)
+            return self._parse_load(replies.parse_reply(header, "loaded"))
         except TimeoutError:
             w.kill()
             msg = f"loading the submission ran out of time ({self.limits.load_seconds:g} s)"
-            return LoadReport(False, "timeout", msg)
+            return LoadReport(False, Outcome.TIMEOUT, msg)
         except (EOFError, ProtocolError) as exc:
             verdict, msg = self._classify_death(w, exc, "loading the submission")
             return LoadReport(False, verdict, msg)
 
-    def _parse_load(self, h: dict) -> LoadReport:
-        if h.get("ok") is not True:
-            raise ProtocolError("load failed")
-        fails = []
-        for f in h.get("cell_failures") or []:
-            if not isinstance(f, dict):
-                raise ProtocolError("bad cell failure")
-            cell = f.get("cell")
-            fails.append(CellFailure(cell=cell if type(cell) is int else 0,
-                                     summary=str(f.get("summary", ""))[:_MAX_MSG],
-                                     traceback=str(f.get("traceback", ""))[:_MAX_TB]))
-        functions = [str(n) for n in (h.get("functions") or []) if isinstance(n, str)]
-        answers = {k: v for k, v in (h.get("answers") or {}).items()
-                   if k in self.answer_names and isinstance(v, str)}
-        return LoadReport(True, "ok", None, fails, functions, answers)
+    def _parse_load(self, loaded: replies.Loaded) -> LoadReport:
+        fails = [CellFailure(cell=f.cell, summary=f.summary[:_MAX_MSG], traceback=f.traceback[:_MAX_TB])
+                 for f in loaded.cell_failures]
+        answers = {k: v for k, v in loaded.answers.items() if k in self.answer_names}
+        return LoadReport(True, Outcome.OK, None, fails, list(loaded.functions), answers)
 
-    def _restart(self, function: str) -> bool:
+    def _restart(self, function: str, hidden: bool = False) -> bool:
         self._restarts += 1
         if self._worker is not None:
             self._worker.kill()
@@ -470,32 +439,35 @@ class WorkerSession:
         if report.ok:
             return True
         self._broken = f"the worker could not be restarted ({report.error})"
-        self.incidents.append(f"the worker could not be restarted before {function}: {report.error}")
+        if hidden:
+            self._broken = "the worker could not be restarted"
+        self._incident(hidden, f"the worker could not be restarted before {function}: {report.error}",
+                       f"the worker could not be restarted before {function}")
         if self._worker is not None:
             self._worker.kill()
         return False
 
-    def _classify_death(self, w: _Worker, exc: BaseException, doing: str) -> tuple[str, str]:
-        """Kill what is left and name what happened: (verdict, message)."""
-        garbage = isinstance(exc, ProtocolError)
-        if garbage:
+    def _classify_death(self, w: _Worker, exc: BaseException, doing: str) -> tuple[Outcome, str]:
+        """Kill what is left and name what happened: (outcome, message)."""
+        if isinstance(exc, ProtocolError):
             w.kill()
-            return "crash", f"the worker broke the protocol while {doing} ({exc})"
+            return Outcome.INVALID_REPLY, f"the worker sent an invalid reply while {doing} ({exc})"
         code, sig = w.death()
         w.kill()
         tail = self._output.tail()
         memory_hint = any(m in tail for m in _MEMORY_MARKERS)
         if sig in (signal.SIGXCPU, signal.SIGKILL) and not memory_hint:
-            return "timeout", f"ran out of CPU time ({self.limits.cpu_seconds} s) while {doing}"
+            return Outcome.TIMEOUT, f"ran out of CPU time ({self.limits.cpu_seconds} s) while {doing}"
         if memory_hint and (sig is not None or code not in (0, None)):
-            return "memory", f"ran out of memory ({self.limits.memory_mb} MB) while {doing}"
+            return Outcome.MEMORY, f"ran out of memory ({self.limits.memory_mb} MB) while {doing}"
         if sig is not None:
-            return "crash", f"the worker was killed by {_signame(sig)} while {doing}"
+            return Outcome.CRASH, f"the worker was killed by {_signame(sig)} while {doing}"
         if code is None:
-            return "crash", f"the worker closed its channel while {doing}"
-        return "crash", f"the worker exited with code {code} while {doing}"
+            return Outcome.CRASH, f"the worker closed its channel while {doing}"
+        return Outcome.CRASH, f"the worker exited with code {code} while {doing}"
 
-    def _call(self, function, args, kwargs, arg_names, n_outputs, output_names) -> CallOutcome:
+    def _call(self, function, args, kwargs, arg_names, n_outputs, output_names, hidden,
+              max_reply_bytes) -> CallOutcome:
         w = self._worker
         assert w is not None
         t0 = time.monotonic()
@@ -512,10 +484,15 @@ class WorkerSession:
         budget_bound = limit < self.limits.call_seconds
         deadline = t0 + limit
         max_payload = max(1, int(n_outputs)) * protocol.MAX_ELEMENTS * 8
+        if max_reply_bytes is not None:
+            max_payload = min(max_payload, int(max_reply_bytes))
         try:
             w.send(header, payload, deadline)
-            h, body = w.recv(deadline, max_payload)
+            h, body = w.recv(deadline, max_payload, replies.CALL_HEADER_BYTES)
             return self._parse_reply(h, body, cid, n_outputs, arg_names, kw_names, time.monotonic() - t0)
+        except ReplyTooLarge as exc:
+            w.kill()  # its payload is still in the pipe, unread
+            return self._too_large(exc, cid, n_outputs, max_payload, function, hidden, time.monotonic() - t0)
         except TimeoutError:
             w.kill()
             secs = time.monotonic() - t0
@@ -524,32 +501,38 @@ class WorkerSession:
                        f"({self.limits.submission_seconds:g} s) ran out during this call")
             else:
                 msg = f"ran out of time ({self.limits.call_seconds:g} s)"
-            self.incidents.append(f"{function} {msg}; the worker was restarted")
-            return CallOutcome("timeout", None, msg, None, [], secs)
+            self.incidents.append(f"{function} {msg}; the worker was restarted")  # no worker value in it
+            return CallOutcome(Outcome.TIMEOUT, None, msg, None, [], secs)
         except (EOFError, ProtocolError) as exc:
             verdict, msg = self._classify_death(w, exc, f"running {function}")
-            self.incidents.append(f"{function}: {msg}; the worker was restarted")
+            self._incident(hidden, f"{function}: {msg}; the worker was restarted",
+                           f"{function}: {_SAFE_WORDS[verdict]} on a hidden case; the worker was restarted")
             return CallOutcome(verdict, None, msg, None, [], time.monotonic() - t0)
 
+    def _too_large(self, exc: ReplyTooLarge, cid: int, n_outputs: int, limit: int, function: str,
+                   hidden: bool, secs: float) -> CallOutcome:
+        """A reply over the call's byte limit: ``REJECTED`` if its header is otherwise valid."""
+        try:
+            reply = replies.parse_reply(exc.header, "call", call_id=cid, n_outputs=n_outputs)
+        except InvalidReply as bad:
+            msg = f"the worker sent an invalid reply while running {function} ({bad})"
+            self._incident(hidden, f"{function}: {msg}; the worker was restarted",
+                           f"{function}: {_SAFE_WORDS[Outcome.INVALID_REPLY]} on a hidden case; "
+                           "the worker was restarted")
+            return CallOutcome(Outcome.INVALID_REPLY, None, msg, None, [], secs)
+        if not isinstance(reply, replies.Returned):
+            raise AssertionError("a failure reply has no payload")  # parse_reply requires nbytes 0
+        shapes = ", ".join("(" + ", ".join(str(d) for d in s) + ")" for s in reply.shapes)
+        msg = (f"returned {exc.header['nbytes'] // 8:,} values (shape {shapes}): far more than this case "
+               f"expects; at most {limit // 8:,} are read")
+        return CallOutcome(Outcome.REJECTED, None, msg, None, [], secs)
+
     def _parse_reply(self, h, body, cid, n_outputs, arg_names, kw_names, secs) -> CallOutcome:
-        if h.get("id") != cid:
-            raise ProtocolError(f"reply for call {h.get('id')!r}, expected {cid}")
-        tb = h.get("traceback")
-        tb = str(tb)[:_MAX_TB] if isinstance(tb, str) else None
-        if h.get("ok") is not True:
-            kind = h.get("kind")
-            msg = str(h.get("message", ""))[:_MAX_MSG]
-            if kind not in _CALL_KINDS:
-                raise ProtocolError(f"unknown failure kind {kind!r}")
-            if body:
-                raise ProtocolError("failure reply with a payload")
-            return CallOutcome(kind, None, msg, tb, [], secs)
-        descs = h.get("outputs")
-        if not isinstance(descs, list) or len(descs) != n_outputs:
-            raise ProtocolError("reply does not have the announced number of outputs")
-        descs = [{"kind": "array", "dtype": "f8", "shape": d.get("shape") if isinstance(d, dict) else None}
-                 for d in descs]
-        outputs = protocol.decode_values(descs, body, max_elements=protocol.MAX_ELEMENTS)
+        reply = replies.parse_reply(h, "call", call_id=cid, n_outputs=n_outputs, nbytes=len(body))
+        if isinstance(reply, replies.Raised):
+            tb = reply.traceback[:_MAX_TB] if reply.traceback is not None else None
+            return CallOutcome(reply.kind, None, reply.message[:_MAX_MSG], tb, [], secs)
+        outputs = reply.arrays(body)
         allowed = set(arg_names) | set(kw_names) | {f"argument {i + 1}" for i in range(64)}
-        mutated = [m for m in (h.get("mutated") or []) if isinstance(m, str) and m in allowed]
-        return CallOutcome("ok", outputs, "", None, mutated, secs)
+        mutated = [m for m in reply.mutated if m in allowed]
+        return CallOutcome(Outcome.OK, outputs, "", None, mutated, secs)
