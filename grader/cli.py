@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Optional, Sequence
 
 from grader import __version__
 from grader.errors import HwgraderError, UsageError
+from grader.safetext import visible
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: The kit ships its public cases inside the package; a repository checkout has the rubric beside it.
@@ -32,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hwgrader {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    grade = commands.add_parser("grade", help="grade every submission in a folder")
-    grade.add_argument("submissions", type=Path, metavar="SUBMISSIONS_DIR")
+    grade = commands.add_parser("grade", help="grade every submission in folders, files or zips")
+    grade.add_argument("submissions", type=Path, nargs="+", metavar="SOURCE",
+                       help="a folder (searched at any depth), a .py/.ipynb file or a .zip")
     grade.add_argument("--out", type=Path, default=Path("reports"), help="where reports go (default: reports)")
     grade.add_argument("--rubric", type=Path, help=f"rubric file (default: {DEFAULT_RUBRIC})")
     grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default: 1)")
@@ -97,7 +101,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return {"grade": _grade, "check": _check, "reference": _reference, "kit": _kit,
                 "manual": _manual, "export": _export, "serve": _serve, "audit": _audit, "mistakes": _mistakes}[args.command](args)
     except HwgraderError as exc:
-        print(f"hwgrader: error: {exc.message}", file=sys.stderr)
+        print(f"hwgrader: error: {visible(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("hwgrader: interrupted", file=sys.stderr)
@@ -135,10 +139,11 @@ def _warn_isolation(isolation: str) -> None:
 
 
 def _grade(args) -> int:
-    from grader.assignment.submission import find_submissions
-    from grader.grading.batch import grade_all
-    from grader.gradebook.incremental import GradebookWriter, plan_run, rubric_run_key, student_of
+    from grader.assignment.intake import Status, discover
+    from grader.grading.batch import BatchInterrupted, grade_all
+    from grader.gradebook.incremental import GradebookWriter, plan_run, rubric_run_key
     from grader.gradebook.store import Gradebook
+    from grader.outputs.intakecsv import write_intake_csv
     from grader.outputs.writers import ClusterFile, WriterChain
     from grader.sandbox.session import prepare_workers
     from grader.outputs.terminal import print_class_table
@@ -148,46 +153,122 @@ def _grade(args) -> int:
                          "grade on one machine with --jobs N")
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
-    if not args.submissions.is_dir():
-        raise UsageError(f"submissions folder not found: {args.submissions}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    gradebook = Gradebook.open(args.out, create=True)  # a damaged or foreign file stops us here
+    _check_out_dir(args.out)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=1) as background:
         # Probing the sandbox (and warming its fork servers) waits on processes; building the
-        # reference plan is Python work: overlap them.
+        # reference plan and reading the submissions is Python work: overlap them.
         sandbox_ready = background.submit(prepare_workers, _isolation(args), args.jobs)
         plan = _full_plan(args)
+        intake = discover(args.submissions, homework={c.function for c in plan.cases}, skip=[args.out])
+        _check_out_dir(args.out, create=True)
+        if not intake.sources:
+            write_intake_csv(intake, args.out / "intake.csv")
+            raise UsageError(f"no submissions found in {_shown_sources(args.submissions)}: looked for .py and "
+                             f".ipynb files (any case, at any depth, inside .zip files too); "
+                             f"see {visible(str(args.out / 'intake.csv'))}")
+        gradebook = Gradebook.open(args.out, create=True)  # a damaged or foreign file stops us here
         isolation = sandbox_ready.result()
-    paths = find_submissions(args.submissions)
-    if not paths:
-        print(f"hwgrader: no .py or .ipynb submissions in {args.submissions}", file=sys.stderr)
-    # Incremental: unchanged submissions are reused from the gradebook, manual grades are kept.
-    gradebook.sync_plan(plan)
-    key = rubric_run_key(_rubric_path(args))
-    run = plan_run(paths, gradebook, key)
-    removed = gradebook.set_present(student_of(p) for p in paths)
-    # Class analyses see every result (reused or graded) before the class files are written.
-    writers = WriterChain([ClusterFile(args.out, plan), _similarity_writer(args.out, plan),
-                           GradebookWriter(gradebook, args.out, run, key)])
-    for stored in run.reused:
-        writers.submission(stored)
-    results, internal_errors = grade_all(run.to_grade, plan, jobs=args.jobs, isolation=isolation,
-                                         on_result=writers.submission)
-    writers.finish(results)
-    print_class_table(gradebook.results(), plan, sys.stdout)
+    try:
+        # Incremental: unchanged submissions are reused from the gradebook, manual grades are kept.
+        gradebook.sync_plan(plan)
+        key = rubric_run_key(_rubric_path(args))
+        run = plan_run(intake.sources, gradebook, key)
+        reused = {r.student for r in run.reused}
+        for entry in intake.entries:
+            if entry.status is Status.GRADED and entry.student in reused:
+                entry.status = Status.REUSED
+        write_intake_csv(intake, args.out / "intake.csv")
+        present = {s.student for s in intake.sources}
+        if _single_files(args):  # one student's file into an existing --out: the others stay
+            present |= {s.id for s in gradebook.students()}
+        removed = gradebook.set_present(present)
+        print(_intake_summary(intake, args.out))
+        # Class analyses see every result (reused or graded) before the class files are written.
+        writers = WriterChain([ClusterFile(args.out, plan), _similarity_writer(args.out, plan),
+                               GradebookWriter(gradebook, args.out, run, key)])
+        for stored in run.reused:
+            writers.submission(stored)
+        try:
+            results, internal_errors = grade_all(run.to_grade, plan, jobs=args.jobs, isolation=isolation,
+                                                 on_result=writers.submission)
+        except BatchInterrupted as stop:
+            writers.finish(stop.results)  # the class files, with every student graded so far
+            print(f"hwgrader: interrupted: {len(stop.results)} of {len(run.to_grade)} student(s) graded "
+                  f"(and {len(run.reused)} reused); class files written in {visible(str(args.out))}; "
+                  f"run the command again to grade the rest", file=sys.stderr)
+            if stop.in_progress:
+                print(f"hwgrader: waiting for the {stop.in_progress} submission(s) being graded to stop "
+                      f"(at most {plan.limits.submission_seconds:g} s)", file=sys.stderr)
+            return 130
+        writers.finish(results)
+        print_class_table(gradebook.results(light=True), plan, sys.stdout)
+    finally:
+        gradebook.close()
     print(f"\nGraded {len(results)} submission(s), reused {len(run.reused)} unchanged"
           + (f", {len(removed)} no longer found (kept in the gradebook)" if removed else "")
           + f" in {time.monotonic() - started:.1f} s "
-          f"(--jobs {args.jobs}, isolation: {isolation}). Reports: {args.out / 'index.html'}, "
-          f"grades: {args.out / 'grades.csv'}")
-    gradebook.close()
+          f"(--jobs {args.jobs}, isolation: {isolation}). Reports: {visible(str(args.out / 'index.html'))}, "
+          f"grades: {visible(str(args.out / 'grades.csv'))}")
+    _warn_intake(intake, args.out)
     _warn_isolation(isolation)
     if internal_errors:
         for line in internal_errors:
             print(f"hwgrader: error: grading failed for {line}", file=sys.stderr)
         return 3
     return 0
+
+
+def _single_files(args) -> bool:
+    """Every SOURCE is one .py/.ipynb file: grading them updates those students only. A folder or
+    zip SOURCE is the whole class: students no longer in it leave the class files."""
+    return all(Path(s).suffix.lower() in (".py", ".ipynb") and not Path(s).is_dir() for s in args.submissions)
+
+
+def _shown_sources(sources: Sequence[Path]) -> str:
+    return ", ".join(visible(str(s)) for s in sources)
+
+
+def _check_out_dir(out: Path, *, create: bool = False) -> None:
+    """``--out`` must be a folder hwgrader can write in; checked before anything is written."""
+    shown = visible(str(out))
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {shown} is a file, not a folder: give a folder for the reports")
+    if not create:
+        parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+        if not parent.is_dir():
+            raise UsageError(f"--out {shown}: {visible(str(parent))} is a file, not a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"--out {shown}: no permission to write in {visible(str(parent))}")
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".hwgrader-write-test-")
+        probe.close()
+    except OSError as exc:
+        raise UsageError(f"--out {shown} is not writable: {exc.strerror or exc}") from None
+
+
+def _intake_summary(intake, out: Path) -> str:
+    counts = intake.counts()
+    parts = ", ".join(f"{n} {status.value}" for status, n in counts.items())
+    return (f"Found {len(intake.sources)} student(s) to grade; files: {parts} "
+            f"(see {visible(str(out / 'intake.csv'))})")
+
+
+def _warn_intake(intake, out: Path, shown: int = 10) -> None:
+    from grader.assignment.intake import Status
+
+    for status, word in ((Status.REJECTED, "rejected"), (Status.SUPERSEDED, "superseded")):
+        entries = [e for e in intake.entries if e.status is status]
+        if not entries:
+            continue
+        print(f"hwgrader: WARNING: {len(entries)} file(s) {word} (see {visible(str(out / 'intake.csv'))}):",
+              file=sys.stderr)
+        for e in entries[:shown]:
+            print(f"  {visible(e.path)}: {visible(e.detail)}", file=sys.stderr)
+        if len(entries) > shown:
+            print(f"  ... and {len(entries) - shown} more", file=sys.stderr)
 
 
 def _similarity_writer(out: Path, plan):
@@ -217,7 +298,7 @@ def _check(args) -> int:
     report = args.report or Path(f"{result.student}-report.html")
     write_student_report(result, report, title=plan.title)
     passed = print_check_table(result, sys.stdout)
-    print(f"\nReport: {report}")
+    print(f"\nReport: {visible(str(report))}")
     for writer in _ci_writers(args, result):
         writer.submission(result)
         writer.finish([result])

@@ -34,7 +34,7 @@ def test_reference_prints_the_lecture_answers():
 
 
 @pytest.mark.parametrize("args, message", [
-    (("grade", "no-such-folder"), "hwgrader: error: submissions folder not found: no-such-folder"),
+    (("grade", "no-such-folder"), "hwgrader: error: submissions not found: no-such-folder (give a folder, a .py or .ipynb file, or a .zip)"),
     (("grade", "submissions", "--jobs", "0"), "hwgrader: error: --jobs must be at least 1, got 0"),
     (("grade", "submissions", "--rubric", "missing.yaml"),
      "hwgrader: error: rubric not found: missing.yaml (pass --rubric FILE)"),

@@ -25,7 +25,7 @@ import pytest
 
 import submission_factory as factory
 from grader.grading.engine import grade_submission
-from grader.assignment.submission import find_submissions
+from grader.assignment.intake import discover
 from grader.assignment.plan import build_plan
 from grader.assignment.rubric import load_rubric
 
@@ -51,7 +51,7 @@ def plan():
 @pytest.fixture(scope="module")
 def graded(plan):
     """Every example graded once through ``grade_submission``: file name -> SubmissionResult."""
-    paths = find_submissions(SUBMISSIONS)
+    paths = [Path(s.origin) for s in discover([SUBMISSIONS], homework={c.function for c in plan.cases}).sources]
     slots: "queue.Queue[int]" = queue.Queue()
     for slot in range(JOBS):
         slots.put(slot)
@@ -375,7 +375,7 @@ def cli_run(tmp_path_factory):
 def test_cli_grades_the_folder(cli_run, graded):
     proc, out, seconds = cli_run
     assert proc.returncode == 0, proc.stderr
-    students = sorted(p.stem for p in find_submissions(SUBMISSIONS))
+    students = sorted(s.student for s in discover([SUBMISSIONS]).sources)
     with (out / "grades.csv").open(encoding="utf-8", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["student", "q1", "q2", "q3", "q4", "q5", "total", "pending"]
@@ -395,7 +395,7 @@ def test_cli_grades_the_folder(cli_run, graded):
 def test_cli_writes_gradescope_results(cli_run, plan):
     _, out, _ = cli_run
     numbers = {c.number for c in plan.cases}
-    for path in find_submissions(SUBMISSIONS):
+    for path in (Path(s.origin) for s in discover([SUBMISSIONS]).sources):
         data = json.loads((out / path.stem / "results.json").read_text(encoding="utf-8"))
         assert {"score", "execution_time", "output", "tests"} <= set(data), path.name
         assert isinstance(data["execution_time"], (int, float)) and isinstance(data["output"], str)

@@ -22,6 +22,7 @@ from grader.gradebook.store import (
     parse_criterion,
 )
 from grader.grading.results import (
+    RESULTS_JSON_VERSION,
     CaseResult,
     OutputCheck,
     QuestionResult,
@@ -281,3 +282,59 @@ def test_results_json_form_round_trips():
     with pytest.raises(ValueError, match="version"):
         SubmissionResult.from_json({**data, "version": 0})
     assert replace(back, student="x").questions[0].cases[0].inputs["eps"] == 1e-5
+
+
+def test_a_version_1_file_is_migrated_and_keeps_its_data(tmp_path):
+    from grader.gradebook.store import APPLICATION_ID, MIGRATIONS
+
+    conn = sqlite3.connect(tmp_path / GRADEBOOK_FILE)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    for statement in MIGRATIONS[1]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version VALUES (1, 'then')")
+    conn.execute("INSERT INTO meta VALUES ('anon_salt', 'x'), ('title', 'Old')")
+    conn.execute("INSERT INTO question VALUES ('q1', 1, 'Batch norm', 15, 5, 'q1.2', 'w', 'Why?')")
+    conn.execute("INSERT INTO student VALUES ('alice', 'S-1', 'alice', NULL, 1)")
+    data = json.dumps(make_result("alice").to_json())
+    conn.execute("INSERT INTO submission VALUES ('alice', 'alice.py', 'h', 'k', ?, ?, 'then')",
+                 (RESULTS_JSON_VERSION, data))
+    conn.commit()
+    conn.close()
+    with Gradebook.open(tmp_path) as gb:
+        assert [r.student for r in gb.results(light=True)] == ["alice"]   # no summary yet: the full results
+        assert gb.reusable("alice", "h", "k") is not None
+    conn = sqlite3.connect(tmp_path / GRADEBOOK_FILE)
+    assert [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+    conn.close()
+
+
+def test_light_results_drop_arrays_but_keep_scores(gb):
+    light = {r.student: r for r in gb.results(light=True)}["alice"]
+    full = gb.result("alice")
+    assert light.score == full.score and light.question("q1").cases[0].verdict == "wrong"
+    assert light.question("q1").cases[0].inputs is None and light.question("q1").cases[0].outputs[0].got is None
+    assert full.question("q1").cases[0].outputs[0].got is not None
+
+
+def test_results_of_another_hwgrader_ask_for_a_regrade(gb, tmp_path):
+    conn = sqlite3.connect(tmp_path / GRADEBOOK_FILE)
+    conn.execute("UPDATE submission SET results = json_set(results, '$.version', 0), summary = NULL "
+                 "WHERE student = 'alice'")
+    conn.commit()
+    conn.close()
+    assert gb.reusable("alice", "hash-alice", "key-1") is None
+    with pytest.raises(GradebookError, match="grade the submissions again"):
+        gb.results()
+
+
+def test_a_gradebook_locked_by_another_process_is_a_clear_error(gb, tmp_path):
+    other = sqlite3.connect(tmp_path / GRADEBOOK_FILE, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")   # someone else holds the write lock
+    try:
+        gb._conn.execute("PRAGMA busy_timeout = 50")
+        with pytest.raises(GradebookError, match="cannot write the gradebook .*database is locked"):
+            gb.record_grade("alice", "q1", grader="ta1", adjustment=1)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert gb.record_grade("alice", "q1", grader="ta1", adjustment=1).score == 1

@@ -146,6 +146,37 @@ def test_split_output_files_what_the_pipe_holds_before_the_seal_as_visible():
     assert out.visible() == ("public\n", False) and out.hidden() == ("hidden\n", False)
 
 
+def test_a_worker_printing_without_pause_cannot_hold_up_the_seal():
+    import threading
+    out = SplitOutput(1000)
+    r, w = os.pipe()
+    drain = threading.Thread(target=out.drain, args=(r,), daemon=True)
+    drain.start()
+    stop = threading.Event()
+
+    def spam():
+        while not stop.is_set():
+            os.write(w, b"x" * 65536)
+
+    writer = threading.Thread(target=spam, daemon=True)
+    writer.start()
+    try:
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        out.seal()
+        assert time.monotonic() - t0 < 1.0
+        assert out.visible() == ("x" * 1000, True)
+        deadline = time.monotonic() + 5
+        while not out.hidden()[1] and time.monotonic() < deadline:  # the drain goes on after the seal
+            time.sleep(0.05)
+        assert out.hidden() == ("x" * 1000, True)
+    finally:
+        stop.set()
+        writer.join(5)
+        os.close(w)
+        drain.join(5)
+
+
 def test_every_failure_outcome_is_a_verdict():
     assert {o.value for o in Outcome if o is not Outcome.OK} <= {v.value for v in Verdict}
     assert Verdict.INVALID_REPLY.run_failure and Verdict.INVALID_REPLY.label == "invalid reply"
@@ -298,6 +329,7 @@ def test_cli_grades_malformed_notebooks_and_forged_replies_as_the_students(tmp_p
     assert results("ctrl_correct")["score"] > 0
     seen = hidden_leaks.student_visible(out, "hidden_exception_name")
     assert "raised an exception on a hidden case" in seen and "invalid reply" in (out / "index.html").read_text()
+    assert 'id="output-hidden-note"' in seen  # the student is told why hidden-case prints are missing
 
 
 # ------------------------------------------------------------------ the parent's memory

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import nbformat
 
-from grader.assignment.submission import find_submissions, neutralise_magics, read_submission
+from grader.assignment.intake import discover, read_source
+from grader.assignment.submission import neutralise_magics, read_submission
 
 
 def test_magics_and_shell_escapes_become_pass_keeping_lines():
@@ -40,8 +41,8 @@ def test_unreadable_files_are_load_errors_not_exceptions(tmp_path):
     (tmp_path / "broken.ipynb").write_text("{not json", encoding="utf-8")
     (tmp_path / "latin1.py").write_bytes(b"x = '\xe9'\n")
     (tmp_path / "notes.txt").write_text("ignored", encoding="utf-8")
-    paths = find_submissions(tmp_path)
-    assert [p.name for p in paths] == ["broken.ipynb", "latin1.py"]
-    broken, latin1 = (read_submission(p) for p in paths)
+    sources = discover([tmp_path]).sources
+    assert [s.main.file_name for s in sources] == ["broken.ipynb", "latin1.py"]
+    broken, latin1 = (read_source(s) for s in sources)
     assert broken.load_error.startswith("broken.ipynb: not a readable Jupyter notebook")
     assert latin1.load_error == "latin1.py: not UTF-8 text (byte 5)"

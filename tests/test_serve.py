@@ -256,6 +256,7 @@ def test_bad_grades_are_refused_with_a_reason(client, out):
         assert r.status_code == 400 and word in r.json()["error"], (body, r.text)
     assert client.get("/api/q/q1/a/S-NOPE").status_code == 404
     assert client.get("/api/q/q9/answers").status_code == 404
+    assert client.get("/q/q9").status_code == 404 and client.get("/q/q3").status_code == 404
 
 
 def test_a_group_is_graded_in_one_step(client, out):
@@ -283,17 +284,16 @@ def test_navigation_and_next_ungraded(client, out):
 
 def test_refresh_writes_the_final_totals_into_grades_csv(client, out):
     anon = _anon(out, "103590451")
+    with Gradebook.open(out) as gb:
+        automatic = gb.result("103590451")
     client.post(f"/api/q/q1/a/{anon}/grade", headers=_write_headers(client),
                 json={"items": _items(out, "q1")[:1], "adjustment": 1, "grader": "ta"})
     r = client.post("/api/refresh", json={}, headers=_write_headers(client))
     assert r.status_code == 200 and r.json()["pending"] == 0
     rows = {row["student"]: row for row in csv.DictReader((out / "grades.csv").open(encoding="utf-8"))}
-    auto_q1 = 14 - 6 + 0  # the fixture's q1 code points (20 - 6 written, two hidden cases failed)
-    with Gradebook.open(out) as gb:
-        expected = gb.result("103590451")
-    assert float(rows["103590451"]["q1"]) == pytest.approx(expected.question("q1").score)
-    assert float(rows["103590451"]["total"]) == pytest.approx(expected.score)
-    assert expected.question("q1").written.score == 3.0 and auto_q1 < expected.question("q1").score
+    assert float(rows["103590451"]["q1"]) == pytest.approx(automatic.question("q1").score + 3)
+    assert float(rows["103590451"]["total"]) == pytest.approx(automatic.score + 3)
+    assert float(rows["103590451"]["pending"]) == pytest.approx(automatic.pending - 6)
 
 
 def test_writes_are_refreshed_in_the_background_after_a_pause(out):
@@ -322,15 +322,14 @@ def test_segments_keep_text_and_terms_in_order():
 # --------------------------------------------------------------------------- 1,000 students
 
 
-@pytest.mark.slow
-def test_a_class_of_1000_stays_responsive(tmp_path):
-    out = sf.make_gradebook(tmp_path / "big", sf.synthetic_class(1000))
+def _timings(out: Path) -> dict[str, float]:
+    """Median seconds of the requests a grader's page makes (page, list page, answer, grade)."""
     c = _client(out)
     try:
         timings = {}
 
         def timed(name, fn):
-            fn()                      # first call computes the answer groups; then the steady state
+            fn()                      # the first call computes the answer groups; then the steady state
             samples = []
             for _ in range(5):
                 t = time.perf_counter()
@@ -341,16 +340,25 @@ def test_a_class_of_1000_stays_responsive(tmp_path):
             return r
 
         timed("page", lambda: c.get("/q/q1"))
-        listing = timed("list", lambda: c.get("/api/q/q1/answers?page=7")).json()
-        assert listing["pages"] == 20 and len(listing["rows"]) == 50
-        anon = listing["rows"][0]["anon"]
+        listing = timed("list", lambda: c.get("/api/q/q1/answers?page=2")).json()
+        anon = listing["rows"][0]["anon"] if listing["rows"] else c.get("/api/q/q1/answers").json()["rows"][0]["anon"]
         timed("answer", lambda: c.get(f"/api/q/q1/a/{anon}"))
         timed("grade", lambda: c.post(f"/api/q/q1/a/{anon}/grade", headers=_write_headers(c),
                                       json={"items": [], "grader": "ta"}))
-        print("\n1,000 students, median of 5 (s): " + ", ".join(f"{k} {v:.3f}" for k, v in timings.items()))
-        assert max(timings.values()) < 1.0, timings
+        return timings
     finally:
         c.__exit__(None, None, None)
+
+
+@pytest.mark.slow
+def test_a_class_of_1000_stays_responsive(tmp_path, out):
+    big = sf.make_gradebook(tmp_path / "big", sf.synthetic_class(1000))
+    with Gradebook.open(big) as gb:
+        assert gb.progress()["q1"].total == 1000
+    small, large = _timings(out), _timings(big)
+    print("\nmedian of 5, seconds (9 students -> 1,000 students): " +
+          ", ".join(f"{k} {small[k]:.3f} -> {large[k]:.3f}" for k in large))
+    assert max(large.values()) < 1.0, large
 
 
 # --------------------------------------------------------------------------- the command
@@ -422,3 +430,18 @@ def test_hard_wrapped_answers_are_joined_for_reading_only(client, out):
     written = client.get(f"/api/q/q1/a/{anon}?layout=written").json()
     assert "".join(s[1] for s in joined["segments"]) == "第一行第二行" and joined["reflowed"]
     assert "".join(s[1] for s in written["segments"]) == "第一行\n第二行" and not written["reflowed"]
+
+
+def test_stopping_the_server_writes_what_is_still_pending(out):
+    c = _client(out, refresh_delay=600)           # no background refresh within the test
+    c.post(f"/api/q/q2/a/{_anon(out, '103590451')}/grade", headers=_write_headers(c),
+           json={"items": _items(out, "q2")[:2], "comment": "停止前", "grader": "ta"})
+    assert c.get("/api/status").json()["pending"] == 1
+    assert not (out / "grades.csv").exists()
+    c.__exit__(None, None, None)                 # the server's shutdown
+    rows = {row["student"]: row for row in csv.DictReader((out / "grades.csv").open(encoding="utf-8"))}
+    with Gradebook.open(out) as gb:
+        final = gb.result("103590451")
+    assert final.question("q2").written.score == 4
+    assert float(rows["103590451"]["total"]) == pytest.approx(final.score)
+    assert "停止前" in (out / "103590451" / "report.html").read_text(encoding="utf-8")

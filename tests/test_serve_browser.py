@@ -25,6 +25,7 @@ import pytest
 from test_browser import ARGS, CHROMIUM, _unavailable  # noqa: I001  (same Chromium set-up as the reports)
 from test_serve import start_server, stop_server
 from grader.gradebook.store import Gradebook
+from grader.grading.results import fmt_points
 
 pytestmark = pytest.mark.browser
 
@@ -151,8 +152,7 @@ def test_grade_two_answers_with_the_keyboard_and_find_the_totals_everywhere(serv
     first = page.evaluate("location.hash.slice(1)")
     total_before = page.locator("#student-total").text_content()
     page.keyboard.press("1")
-    _wait_score(page, "2")
-    page.keyboard.press("3")
+    page.keyboard.press("3")           # at once: the second key arrives while the first is saved
     _wait_score(page, "4")
     page.keyboard.press("a")
     page.keyboard.press("Control+a")
@@ -217,7 +217,7 @@ def test_grade_two_answers_with_the_keyboard_and_find_the_totals_everywhere(serv
         assert len(written) == 1 and written[0]["score"] == pytest.approx(manual)
         report = (out / student / "report.html").read_text(encoding="utf-8")
         assert "running averages at test time" in report
-        total_text = f"{final[student].score:g}"
+        total_text = fmt_points(final[student].score)         # as every writer shows points
         assert total_text in report and total_text in index
 
     # what the student sees: the report with the graded written part
@@ -271,6 +271,18 @@ def test_answers_are_shown_as_text_in_chinese_and_english(server, page, shots, o
     page.keyboard.press("s")                                          # names on
     page.wait_for_function("() => document.getElementById('answer-name').textContent !== ''")
     page.screenshot(path=str(shots / "serve-chinese-names.png"))
+    # the group of near-identical answers, graded in one step
+    group_size = int(re.search(r"(\d+) near-identical", page.locator("#group-banner").text_content()).group(1))
+    assert group_size >= 3
+    page.keyboard.press("1")
+    page.keyboard.press("2")
+    _wait_score(page, "4")
+    page.keyboard.press("g")
+    assert page.locator("#confirm").is_visible()
+    page.keyboard.press("y")
+    _saved(page, f"Graded {group_size} answers of group")
+    assert page.locator("#answer-list li.graded .grp").count() == group_size
+    assert page.locator("#progress-text").text_content() == f"{group_size} of {len(BATCH)} graded"
     page.keyboard.press("?")
     assert page.locator("#help").is_visible()
     page.screenshot(path=str(shots / "serve-help.png"))

@@ -36,13 +36,6 @@ class Submission:
     load_error: Optional[str] = None
 
 
-def find_submissions(folder: Path) -> list[Path]:
-    """Every ``.py``/``.ipynb`` file directly in ``folder``, in a stable order."""
-    return sorted((p for p in Path(folder).iterdir()
-                   if p.is_file() and p.suffix in SUFFIXES and not p.name.startswith(".")),
-                  key=lambda p: p.name)
-
-
 def read_submission(path: Path) -> Submission:
     path = Path(path)
     sub = Submission(student=path.stem, path=path)

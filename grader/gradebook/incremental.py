@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Optional, Sequence, Union
 
+from grader.assignment.intake import SubmissionSource
 from grader.gradebook.store import Gradebook, content_hash, run_key
 from grader.grading.results import SubmissionResult
 from grader.outputs.writers import write_class_files, write_student_files
@@ -34,18 +35,22 @@ def rubric_run_key(rubric_path: Path) -> str:
     return run_key(rubric_path, load_rubric(rubric_path).reference_dir)
 
 
-def student_of(path: Path) -> str:
-    """The student a submission path belongs to (as the engine names it)."""
-    return Path(path).stem
+def student_of(item: Union[Path, SubmissionSource]) -> str:
+    """The student a submission belongs to (intake's key; for a bare path, as the engine names it)."""
+    return item.student if isinstance(item, SubmissionSource) else Path(item).stem
+
+
+def _content_hash(item: Union[Path, SubmissionSource]) -> str:
+    return item.content_hash if isinstance(item, SubmissionSource) else content_hash(item)
 
 
 @dataclass
 class RunPlan:
     """What this run grades and what it takes from the gradebook."""
 
-    to_grade: list[Path] = field(default_factory=list)
+    to_grade: list[Union[Path, SubmissionSource]] = field(default_factory=list)
     reused: list[SubmissionResult] = field(default_factory=list)
-    reused_paths: list[Path] = field(default_factory=list)
+    reused_paths: list[Union[Path, SubmissionSource]] = field(default_factory=list)
     hashes: dict[str, str] = field(default_factory=dict)      # student -> content hash
 
     @property
@@ -53,13 +58,14 @@ class RunPlan:
         return sorted(self.hashes)
 
 
-def plan_run(paths: Sequence[Path], gradebook: Gradebook, key: str) -> RunPlan:
-    """Split ``paths`` into those to grade and the stored results that still hold."""
+def plan_run(paths: Sequence[Union[Path, SubmissionSource]], gradebook: Gradebook, key: str) -> RunPlan:
+    """Split ``paths`` (intake's sources, or file paths) into those to grade and the stored
+    results that still hold."""
     run = RunPlan()
     for path in paths:
         student = student_of(path)
         try:
-            digest = content_hash(path)
+            digest = _content_hash(path)
         except OSError:
             run.to_grade.append(path)  # unreadable: the engine grades it as broken and says why
             continue
@@ -83,7 +89,8 @@ class GradebookWriter:
     def submission(self, result: SubmissionResult) -> None:
         if result.student not in self._reused:
             key = NOT_REUSABLE if result.hwgrader_failed else self.key
-            self.gradebook.store_result(result, self.run.hashes.get(result.student, ""), key)
+            self.gradebook.store_result(result, self.run.hashes.get(result.student, ""), key,
+                                        display_name=result.display_name or None, lms_id=result.lms_id)
         write_student_files(self.gradebook.result(result.student), self.out_dir, title=self.gradebook.title)
 
     def finish(self, results: Sequence[SubmissionResult]) -> None:
@@ -92,23 +99,31 @@ class GradebookWriter:
 
 def write_class(gradebook: Gradebook, out_dir: Path) -> list[SubmissionResult]:
     """grades.csv and index.html of every present student, from the gradebook; returns their results."""
-    results = gradebook.results()
+    results = gradebook.results(light=True)
     write_class_files(results, out_dir, title=gradebook.title,
                       question_ids=[q.id for q in gradebook.questions()])
     return results
 
 
 def refresh(out_dir: Path, students: Optional[Iterable[str]] = None, *,
-            gradebook: Optional[Gradebook] = None) -> None:
-    """Rewrite DIR's files from its gradebook: the given students' (all when ``None``) and the class files."""
+            gradebook: Optional[Gradebook] = None, class_files: bool = True) -> None:
+    """Rewrite DIR's files from its gradebook after manual grades changed.
+
+    The given students' results.json and report.html (every present student's when
+    ``None``), then, with ``class_files``, grades.csv and index.html.
+    """
     own = gradebook is None
     gb = gradebook or Gradebook.open(out_dir)
     try:
-        wanted = None if students is None else set(students)
-        for result in gb.results():
-            if wanted is None or result.student in wanted:
-                write_student_files(result, out_dir, title=gb.title)
-        write_class(gb, out_dir)
+        if students is None:
+            chosen = gb.results()
+        else:
+            present = {s.id for s in gb.students()}
+            chosen = [gb.result(s) for s in sorted(set(students)) if s in present]
+        for result in chosen:
+            write_student_files(result, out_dir, title=gb.title)
+        if class_files:
+            write_class(gb, out_dir)
     finally:
         if own:
             gb.close()

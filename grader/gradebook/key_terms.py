@@ -24,13 +24,13 @@ _LATIN = re.compile(r"[A-Za-z]")
 class Concept:
     spellings: tuple[str, ...]
     pattern: re.Pattern
+    label: str          # how the grader sees it: the first English and the first Chinese spelling
 
-    @property
-    def label(self) -> str:
-        """How the grader sees the concept: its first English and first Chinese spelling."""
-        latin = next((s for s in self.spellings if _LATIN.search(s)), None)
-        other = next((s for s in self.spellings if not _LATIN.search(s)), None)
-        return " / ".join(s.rstrip("*") for s in (latin, other) if s)
+
+def _label(spellings: Sequence[str]) -> str:
+    latin = next((s for s in spellings if _LATIN.search(s)), None)
+    other = next((s for s in spellings if not _LATIN.search(s)), None)
+    return " / ".join(s.rstrip("*") for s in (latin, other) if s)
 
 
 def _spelling_regex(spelling: str) -> str:
@@ -46,7 +46,7 @@ def _spelling_regex(spelling: str) -> str:
 def _concept(spellings: Sequence[str]) -> Concept:
     ordered = sorted(spellings, key=len, reverse=True)   # longest first: 重參數化 before 重參數
     return Concept(tuple(spellings), re.compile("|".join(_spelling_regex(s) for s in ordered),
-                                                re.IGNORECASE))
+                                                re.IGNORECASE), _label(spellings))
 
 
 @lru_cache(maxsize=4)
@@ -100,8 +100,13 @@ class KeyTerms:
 
     def item_hints(self, answer: str) -> dict[int, list[str]]:
         """For each rubric item, the distinct concepts of its criterion found in ``answer``."""
+        return self.hints(self.find(answer))
+
+    @staticmethod
+    def hints(matches: Sequence[TermMatch]) -> dict[int, list[str]]:
+        """For each rubric item (0-based), the distinct concepts among ``matches`` that hint at it."""
         hints: dict[int, list[str]] = {}
-        for t in self.find(answer):
+        for t in matches:
             for i in t.items:
                 if t.concept not in hints.setdefault(i, []):
                     hints[i].append(t.concept)

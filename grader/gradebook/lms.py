@@ -124,7 +124,7 @@ def _lms_id_from_name(student: str, fmt: str) -> Optional[str]:
 def _rows(gradebook: Gradebook, fmt: str, roster: Optional[Roster]) -> list[ExportRow]:
     infos = {s.id: s for s in gradebook.students()}
     rows, missing = [], []
-    for result in gradebook.results():
+    for result in gradebook.results(light=True):
         info = infos[result.student]
         entry = roster.find(result.student, info.file) if roster else None
         lms_id = entry.lms_id if entry else (info.lms_id or _lms_id_from_name(result.student, fmt))
@@ -191,5 +191,5 @@ def export_lms(gradebook: Gradebook, fmt: str, path: Path, *, assignment: Option
         raise ExportError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(text, encoding="utf-8", newline="")
-    results = gradebook.results()
+    results = gradebook.results(light=True)
     return len(results), sum(1 for r in results if r.pending)

@@ -29,7 +29,7 @@ from typing import Optional
 from grader.errors import GradebookError
 from grader.gradebook.store import Gradebook
 from grader.grading.results import fmt_points
-from grader.outputs.gradescope import csv_cell
+from grader.safetext import formula_safe
 
 COLUMNS = ("student", "question", "points", "comment")
 #: Rows a manual grades file may have; beyond it the file is refused as not a grades sheet.
@@ -68,8 +68,8 @@ def export_manual(gradebook: Gradebook, path: Path) -> int:
     for student in gradebook.students():
         for qid in questions:
             g = grades.get((student.id, qid))
-            writer.writerow([csv_cell(student.id), qid, fmt_points(g.score, 4) if g else "",
-                             csv_cell(g.comment) if g else ""])
+            writer.writerow([formula_safe(student.id), qid, fmt_points(g.score, 4) if g else "",
+                             formula_safe(g.comment) if g else ""])
             rows += 1
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     # a BOM so that Excel reads the names and comments (often Chinese) as UTF-8
@@ -78,10 +78,14 @@ def export_manual(gradebook: Gradebook, path: Path) -> int:
 
 
 def _uncell(text: str) -> str:
-    """Undo :func:`csv_cell`: a ``'`` that protects a formula character is dropped."""
-    if len(text) > 1 and text[0] == "'" and csv_cell(text[1:]) != text[1:]:
+    """Undo :func:`formula_safe`: a ``'`` that protects a formula character is dropped."""
+    if len(text) > 1 and text[0] == "'" and formula_safe(text[1:]) != text[1:]:
         return text[1:]
     return text
+
+
+def _cell(record: list[str], i: int) -> str:
+    return _uncell(record[i].strip()) if i < len(record) else ""
 
 
 def read_rows(gradebook: Gradebook, path: Path) -> list[ImportRow]:
@@ -128,10 +132,8 @@ def read_rows(gradebook: Gradebook, path: Path) -> list[ImportRow]:
             break
         if not any(cell.strip() for cell in record):
             continue  # blank line (spreadsheets add them)
-        cell = lambda c: _uncell(record[index[c]].strip()) if index[c] < len(record) else ""  # noqa: E731
-        student, qid, raw, comment = cell("student"), cell("question").lower(), cell("points"), \
-            (record[index["comment"]] if index["comment"] < len(record) else "")
-        comment = _uncell(comment.strip())
+        student, qid, raw, comment = (_cell(record, index[c]) for c in COLUMNS)
+        qid = qid.lower()
         where = f"line {line} ({student or '?'}, {qid or '?'})"
         if student not in students:
             problems.append(f"{where}: unknown student {student!r}")

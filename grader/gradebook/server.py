@@ -45,6 +45,7 @@ from urllib.parse import parse_qs, quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -55,13 +56,15 @@ from grader.errors import GradebookError, UsageError
 from grader.gradebook.answer_groups import group_answers
 from grader.gradebook.incremental import refresh
 from grader.gradebook.key_terms import KeyTerms
-from grader.gradebook.store import Answer, GradeConflict, Gradebook, InvalidGrade, ManualGrade
+from grader.gradebook.store import GradeConflict, Gradebook, InvalidGrade, ManualGrade
 
 HERE = Path(__file__).resolve().parent
 #: Seconds of quiet after the last write before the class files are rewritten in the background.
 REFRESH_DELAY_S = 2.0
 #: Answers per page of the answer list (the list holds no answer text).
 PAGE_SIZE = 50
+#: Seconds a question's answer order and groups are reused before the gradebook is read again.
+INDEX_SECONDS = 5.0
 #: Longest grader name accepted (names go into the log and the reports).
 MAX_GRADER_CHARS = 80
 #: Largest request body accepted (a grade with a long comment is a few kB).
@@ -119,14 +122,15 @@ def reflow(text: str) -> str:
     return "\n".join(out)
 
 
-def answer_segments(text: str, terms: Optional[KeyTerms]) -> list[list]:
+def answer_segments(text: str, terms: Optional[KeyTerms], matches: Optional[list] = None) -> list[list]:
     """The answer as ``[kind, text, extra]`` runs for the page to show with ``textContent``.
 
     ``t`` plain text; ``k`` a key term (extra: the concept and the 1-based rubric items it
     hints at); ``c`` a hidden character made visible (extra: its code point and name).
     """
     text = text.replace("\r\n", "\n")
-    matches = terms.find(text) if terms else []
+    if matches is None:
+        matches = terms.find(text) if terms else []
     segments: list[list] = []
 
     def plain(chunk: str) -> None:
@@ -254,6 +258,7 @@ class Access:
 
 
 def allowed_hosts(host: str, port: int) -> frozenset[str]:
+    """The ``Host`` headers a browser sends for this server: loopback names, or the --host address."""
     names = {"127.0.0.1", "localhost", "[::1]"}
     if host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::", ""):
         names.add(f"[{host}]" if ":" in host else host)
@@ -360,12 +365,31 @@ class ClientError(Exception):
         self.message, self.status = message, status
 
 
+@dataclass
+class _Index:
+    """One question's answers as the pages walk them: order, names, groups (no grades, no text)."""
+
+    built: float                   # time.monotonic() when read from the gradebook
+    key: int                       # hash of every (student, answer): the groups are reused while equal
+    order: list[tuple[str, str]]   # (anon id, student) in the gradebook's stable pseudo-random order
+    position: dict[str, int]       # anon id -> index in ``order``
+    names: dict[str, str]          # student -> display name
+    empty: frozenset[str]          # students without an answer
+    groups: dict[str, int]         # student -> group of near-identical answers
+    members: dict[int, list[str]]  # group -> its students, in order
+
+
 class GradingService:
-    """What the pages need, on top of the gradebook: order, groups, key terms, totals."""
+    """What the pages need, on top of the gradebook: order, groups, key terms, totals.
+
+    The order of a question's answers and their groups are kept for ``INDEX_SECONDS`` (they
+    change only when ``grade`` re-runs into DIR meanwhile); answers and grades are always read
+    fresh, one answer at a time, so a class of 1,000 costs little more per request than 10.
+    """
 
     def __init__(self, out_dir: Path, gb: Gradebook, refresher: Optional[OutputRefresher]):
         self.out_dir, self.gb, self.refresher = out_dir, gb, refresher
-        self._groups: dict[str, tuple[int, dict[str, int]]] = {}
+        self._indexes: dict[str, _Index] = {}
         self._terms: dict[str, KeyTerms] = {}
         self._lock = threading.Lock()
 
@@ -384,17 +408,39 @@ class GradingService:
                 self._terms[qid] = KeyTerms(wq.prompt, [i.label for i in wq.items])
             return self._terms[qid]
 
-    def groups(self, qid: str, answers: list[Answer]) -> dict[str, int]:
-        """``{student: group}`` of near-identical answers, recomputed only when an answer changed."""
+    def index(self, qid: str, *, fresh: bool = False) -> _Index:
+        with self._lock:
+            cached = self._indexes.get(qid)
+        if cached is not None and not fresh and time.monotonic() - cached.built < INDEX_SECONDS:
+            return cached
+        self.question(qid)
+        answers = self.gb.answers(qid)
         key = hash(tuple((a.student, a.text) for a in answers))
+        groups = cached.groups if cached is not None and cached.key == key else \
+            group_answers({a.student: a.text for a in answers})
+        order = [(a.anon_id, a.student) for a in answers]
+        members: dict[int, list[str]] = {}
+        for _, student in order:
+            if student in groups:
+                members.setdefault(groups[student], []).append(student)
+        index = _Index(time.monotonic(), key, order, {anon: i for i, (anon, _) in enumerate(order)},
+                       {a.student: a.display_name for a in answers},
+                       frozenset(a.student for a in answers if not (a.text or "").strip()), groups, members)
         with self._lock:
-            cached = self._groups.get(qid)
-            if cached is not None and cached[0] == key:
-                return cached[1]
-        groups = group_answers({a.student: a.text for a in answers})
-        with self._lock:
-            self._groups[qid] = (key, groups)
-        return groups
+            self._indexes[qid] = index
+        return index
+
+    def _locate(self, qid: str, anon: str) -> tuple[_Index, int, str]:
+        index = self.index(qid)
+        if anon not in index.position:
+            index = self.index(qid, fresh=True)     # graded into DIR since the index was read?
+        if anon not in index.position:
+            raise ClientError(f"no answer {anon!r} to {qid} (re-graded meanwhile? reload the page)", 404)
+        pos = index.position[anon]
+        return index, pos, index.order[pos][1]
+
+    def grades(self, qid: str) -> dict[str, ManualGrade]:
+        return {student: g for (student, q), g in self.gb.manual_grades().items() if q == qid}
 
     def progress(self, qid: str) -> dict:
         p = self.gb.progress().get(qid)
@@ -403,73 +449,74 @@ class GradingService:
 
     # ------------------------------------------------------------ answers
 
-    def _find(self, qid: str, anon: str) -> tuple[list[Answer], int]:
-        answers = self.gb.answers(qid)
-        for pos, a in enumerate(answers):
-            if a.anon_id == anon:
-                return answers, pos
-        raise ClientError(f"no answer {anon!r} to {qid} (re-graded meanwhile? reload the page)", 404)
-
     def listing(self, qid: str, page: int, names: bool) -> dict:
-        self.question(qid)
-        answers = self.gb.answers(qid)
-        groups = self.groups(qid, answers)
-        pages = max(1, -(-len(answers) // PAGE_SIZE))
+        index = self.index(qid)
+        grades = self.grades(qid)
+        total = len(index.order)
+        pages = max(1, -(-total // PAGE_SIZE))
         page = min(max(page, 1), pages)
         rows = []
-        for pos in range((page - 1) * PAGE_SIZE, min(page * PAGE_SIZE, len(answers))):
-            a = answers[pos]
-            rows.append({"pos": pos + 1, "anon": a.anon_id, "name": a.display_name if names else None,
-                         "graded": a.grade is not None, "score": a.grade.score if a.grade else None,
-                         "group": groups.get(a.student), "empty": not (a.text or "").strip()})
-        return {"page": page, "pages": pages, "total": len(answers), "rows": rows,
+        for pos in range((page - 1) * PAGE_SIZE, min(page * PAGE_SIZE, total)):
+            anon, student = index.order[pos]
+            grade = grades.get(student)
+            rows.append({"pos": pos + 1, "anon": anon, "name": index.names[student] if names else None,
+                         "graded": grade is not None, "score": grade.score if grade else None,
+                         "group": index.groups.get(student), "empty": student in index.empty})
+        return {"page": page, "pages": pages, "page_size": PAGE_SIZE, "total": total, "rows": rows,
                 "progress": self.progress(qid)}
 
     def first(self, qid: str) -> Optional[str]:
-        answers = self.gb.answers(qid)
-        for a in answers:
-            if a.grade is None:
-                return a.anon_id
-        return answers[0].anon_id if answers else None
+        """Where the page opens: the first ungraded answer, else the first."""
+        index, grades = self.index(qid), self.grades(qid)
+        for anon, student in index.order:
+            if student not in grades:
+                return anon
+        return index.order[0][0] if index.order else None
 
     def neighbour(self, qid: str, anon: str, step: int, ungraded: bool) -> Optional[str]:
         """The answer ``step`` places away, or the next ungraded one that way (wrapping around)."""
-        answers, pos = self._find(qid, anon)
-        n = len(answers)
+        index, pos, _ = self._locate(qid, anon)
+        n = len(index.order)
         if not ungraded:
-            return answers[pos + step].anon_id if 0 <= pos + step < n else None
+            return index.order[pos + step][0] if 0 <= pos + step < n else None
+        grades = self.grades(qid)
         for k in range(1, n + 1):
-            cand = answers[(pos + step * k) % n]
-            if cand.grade is None:
-                return cand.anon_id
+            cand, student = index.order[(pos + step * k) % n]
+            if student not in grades:
+                return cand
         return None
 
     def detail(self, qid: str, anon: str, names: bool, as_written: bool = False) -> dict:
         wq = self.question(qid)
-        answers, pos = self._find(qid, anon)
-        a = answers[pos]
-        groups = self.groups(qid, answers)
-        group = groups.get(a.student)
-        members = sorted((x for x in answers if groups.get(x.student) == group), key=lambda x: x.anon_id) \
-            if group else []
-        terms = self.terms(qid)
+        index, pos, student = self._locate(qid, anon)
+        try:
+            a = self.gb.answer(student, qid)
+        except InvalidGrade:          # left the class in a re-run since the index was read
+            self.index(qid, fresh=True)
+            raise ClientError("this answer is no longer in the gradebook (re-graded meanwhile); reload", 404) \
+                from None
+        group = index.groups.get(student)
+        members = index.members.get(group, []) if group else []
+        grades = self.grades(qid) if group else {}
         text = a.text or ""
-        hints = terms.item_hints(text) if a.text else {}
+        shown = text if as_written else reflow(text)
+        terms = self.terms(qid)
+        matches = terms.find(shown) if a.text else []
         return {
-            "anon": a.anon_id, "pos": pos + 1, "count": len(answers),
+            "anon": anon, "pos": pos + 1, "count": len(index.order),
             "name": a.display_name if names else None,
-            "prev": answers[pos - 1].anon_id if pos > 0 else None,
-            "next": answers[pos + 1].anon_id if pos + 1 < len(answers) else None,
+            "prev": index.order[pos - 1][0] if pos > 0 else None,
+            "next": index.order[pos + 1][0] if pos + 1 < len(index.order) else None,
             "missing": a.text is None,
-            "segments": answer_segments(text if as_written else reflow(text), terms) if a.text else [],
-            "reflowed": not as_written and a.text is not None and reflow(text) != text.replace("\r\n", "\n"),
+            "segments": answer_segments(shown, terms, matches) if a.text else [],
+            "reflowed": a.text is not None and shown != text.replace("\r\n", "\n"),
             "chars": len(text),
             "changed_since_graded": a.changed_since_graded,
             "grade": _grade_json(a.grade),
-            "hints": {str(i + 1): concepts for i, concepts in hints.items()},
+            "hints": {str(i + 1): concepts for i, concepts in KeyTerms.hints(matches).items()},
             "group": {"id": group, "size": len(members),
-                      "graded": sum(m.grade is not None for m in members)} if group else None,
-            "totals": self.totals(a.student),
+                      "graded": sum(m in grades for m in members)} if group else None,
+            "totals": self.totals(student),
             "progress": self.progress(qid),
             "comments": [{"text": c.text, "uses": c.uses} for c in self.gb.comments(qid)[:9]],
             "max": wq.max_points,
@@ -483,8 +530,7 @@ class GradingService:
 
     def grade(self, qid: str, anon: str, body: dict) -> dict:
         wq = self.question(qid)
-        answers, pos = self._find(qid, anon)
-        student = answers[pos].student
+        _, _, student = self._locate(qid, anon)
         items, adjustment, comment, grader, expected = _grade_fields(body, {i.id for i in wq.items})
         try:
             if body.get("clear"):
@@ -503,13 +549,12 @@ class GradingService:
     def grade_group(self, qid: str, anon: str, body: dict) -> dict:
         """The same items, adjustment and comment for every answer in ``anon``'s group."""
         wq = self.question(qid)
-        answers, pos = self._find(qid, anon)
-        groups = self.groups(qid, answers)
-        group = groups.get(answers[pos].student)
+        index, _, student = self._locate(qid, anon)
+        group = index.groups.get(student)
         if group is None:
             raise ClientError("this answer is in no group of near-identical answers")
         items, adjustment, comment, grader, _ = _grade_fields(body, {i.id for i in wq.items})
-        members = [a.student for a in answers if groups.get(a.student) == group]
+        members = index.members[group]
         try:
             with self.gb.transaction():
                 for student in members:
@@ -586,7 +631,10 @@ def create_app(out_dir: Path, access: Access, *, default_grader: Optional[str] =
         if not questions:
             return HTMLResponse(env.get_template("empty.html").render(title=gb.title), 200)
         qid = request.path_params.get("qid") or questions[0].id
-        wq = service.question(qid)
+        try:
+            wq = service.question(qid)
+        except ClientError as exc:
+            return PlainTextResponse(f"{exc.status}: {exc.message}\n", exc.status)
         progress = gb.progress()
         return HTMLResponse(env.get_template("grade.html").render(
             title=gb.title, question=wq, questions=questions, progress=progress,
@@ -606,7 +654,6 @@ def create_app(out_dir: Path, access: Access, *, default_grader: Optional[str] =
                     return JSONResponse({"error": "the body is not JSON"}, 400)
                 if not isinstance(body, dict):
                     return JSONResponse({"error": "the body must be a JSON object"}, 400)
-            from starlette.concurrency import run_in_threadpool
             try:
                 return JSONResponse(await run_in_threadpool(handler, request, body))
             except ClientError as exc:
@@ -679,7 +726,6 @@ def create_app(out_dir: Path, access: Access, *, default_grader: Optional[str] =
         return PlainTextResponse(f"{exc.status_code}: {exc.detail}\n", exc.status_code)
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_found})
-    app.state.service = service
     return Guard(app, access)
 
 

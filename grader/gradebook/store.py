@@ -80,7 +80,7 @@ from grader.grading.results import (
 )
 
 GRADEBOOK_FILE = "gradebook.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: ``PRAGMA application_id`` of our files ("hwgr"), so another program's SQLite file is recognised.
 APPLICATION_ID = 0x68776772
 #: How long a write waits for another process's transaction before giving up.
@@ -290,6 +290,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             text TEXT NOT NULL, uses INTEGER NOT NULL DEFAULT 0, last_used TEXT,
             UNIQUE (question_id, text))""",
     ),
+    # the results without arrays and printed output, for the class files (10x smaller to read)
+    2: ("ALTER TABLE submission ADD COLUMN summary TEXT",),
 }
 
 _LATEST_EVENTS = """
@@ -398,13 +400,23 @@ class Gradebook:
             if self._conn.in_transaction:
                 yield self._conn
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:  # locked past the busy timeout, read-only, disk I/O
+                raise GradebookError(f"{self.path}: cannot write the gradebook ({exc}); if another hwgrader "
+                                     f"is using it, try again when it is done") from None
             try:
                 yield self._conn
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:  # disk full, I/O error: nothing of it was written
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise GradebookError(f"{self.path}: saving to the gradebook failed ({exc}); "
+                                     f"nothing of this change was written") from None
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -540,7 +552,9 @@ class Gradebook:
     def store_result(self, result: SubmissionResult, content: str, key: str, *,
                      display_name: Optional[str] = None, lms_id: Optional[str] = None) -> None:
         """Record a freshly graded submission (replacing the student's previous one) and its answers."""
-        blob = json.dumps(result.to_json(), ensure_ascii=False, allow_nan=True)
+        data = result.to_json()
+        blob = json.dumps(data, ensure_ascii=False, allow_nan=True)
+        summary = json.dumps(_summary(data), ensure_ascii=False, allow_nan=True)
         with self._write() as conn:
             anon = self._anon_id(conn, result.student)
             conn.execute(
@@ -549,12 +563,13 @@ class Gradebook:
                      lms_id = COALESCE(excluded.lms_id, student.lms_id)""",
                 (result.student, anon, display_name or result.student, lms_id))
             conn.execute(
-                """INSERT INTO submission VALUES (?, ?, ?, ?, ?, ?, ?)
+                """INSERT INTO submission (student, file, content_hash, run_key, results_version, results,
+                     graded_at, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (student) DO UPDATE SET file = excluded.file,
                      content_hash = excluded.content_hash, run_key = excluded.run_key,
                      results_version = excluded.results_version, results = excluded.results,
-                     graded_at = excluded.graded_at""",
-                (result.student, result.file, content, key, RESULTS_JSON_VERSION, blob, now()))
+                     graded_at = excluded.graded_at, summary = excluded.summary""",
+                (result.student, result.file, content, key, RESULTS_JSON_VERSION, blob, now(), summary))
             known = {r[0] for r in conn.execute("SELECT id FROM question")}
             for q in result.questions:
                 if q.written is None or q.id not in known:
@@ -768,16 +783,28 @@ class Gradebook:
                 raise GradebookError(f"{self.path}: no submission of {student!r}")
             grades = self._current(conn, student=student)
             hashes = self._answer_hashes(conn, student)
-        return apply_manual(SubmissionResult.from_json(json.loads(row["results"])), grades, hashes)
+        return apply_manual(self._load(row["results"]), grades, hashes)
 
-    def results(self) -> list[SubmissionResult]:
-        """Every present student's results, automatic + manual, sorted by student."""
+    def results(self, *, light: bool = False) -> list[SubmissionResult]:
+        """Every present student's results, automatic + manual, sorted by student.
+
+        ``light``: without the public cases' arrays and the printed output (what the class
+        files need; about a tenth of the reading for a big class).
+        """
+        column = "COALESCE(sub.summary, sub.results)" if light else "sub.results"
         with self._read() as conn:
-            rows = conn.execute("SELECT sub.student, sub.results FROM submission sub JOIN student s "
+            rows = conn.execute(f"SELECT sub.student, {column} AS results FROM submission sub JOIN student s "
                                 "ON s.id = sub.student WHERE s.present = 1 ORDER BY sub.student").fetchall()
             grades = self._current(conn)
             hashes = self._answer_hashes(conn)
-        return [apply_manual(SubmissionResult.from_json(json.loads(r["results"])), grades, hashes) for r in rows]
+        return [apply_manual(self._load(r["results"]), grades, hashes) for r in rows]
+
+    def _load(self, text: str) -> SubmissionResult:
+        try:
+            return SubmissionResult.from_json(json.loads(text))
+        except ValueError as exc:
+            raise GradebookError(f"{self.path}: {exc}; grade the submissions again with this hwgrader "
+                                 f"(`hwgrader grade SOURCE --out {self.path.parent}`)") from None
 
     @staticmethod
     def _answer_hashes(conn: sqlite3.Connection, student: Optional[str] = None) -> dict[tuple[str, str], Optional[str]]:
@@ -785,6 +812,17 @@ class Gradebook:
         if student is not None:
             sql, args = sql + " WHERE student = ?", (student,)
         return {(r[0], r[1]): r[2] for r in conn.execute(sql, args)}
+
+
+def _summary(data: dict) -> dict:
+    """The JSON form of a result without arrays, inputs and printed output (see ``results(light=True)``)."""
+    light = {**data, "output": "", "questions": []}
+    for q in data["questions"]:
+        cases = [{**c, "inputs": None, "traceback": None,
+                  "outputs": [{**o, "expected": None, "got": None, "mismatch": None} for o in c["outputs"]]}
+                 for c in q["cases"]]
+        light["questions"].append({**q, "cases": cases})
+    return light
 
 
 def apply_manual(result: SubmissionResult, grades: dict[tuple[str, str], ManualGrade],

@@ -16,11 +16,13 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Optional, TextIO
+from typing import Callable, Optional, Sequence, TextIO, Union
 
+from grader.assignment.intake import SubmissionSource
 from grader.grading.engine import grade_submission
 from grader.assignment.plan import Plan
 from grader.grading.results import SubmissionResult, fmt_points
+from grader.safetext import visible
 
 
 class Progress:
@@ -49,35 +51,63 @@ class Progress:
             if self.done == self.total:
                 self.stream.write("\n")
         else:
-            self.stream.write(f"[{self.done}/{self.total}] {result.student}: "
+            self.stream.write(f"[{self.done}/{self.total}] {visible(result.student)}: "
                               f"{fmt_points(result.score)}/{fmt_points(result.max_score)}{flag}\n")
         self.stream.flush()
 
 
-def grade_all(paths: list[Path], plan: Plan, *, jobs: int = 1,
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a batch: carries the students graded so far, so their class files can be
+    written. Students not yet started are not graded (the next run grades them); the ones
+    being graded (``in_progress``) finish in their threads, within their time limits."""
+
+    def __init__(self, results: list[SubmissionResult], internal_errors: list[str], in_progress: int):
+        super().__init__("interrupted")
+        self.results, self.internal_errors, self.in_progress = results, internal_errors, in_progress
+
+
+def _identity(item: Union[Path, SubmissionSource]) -> tuple[str, str]:
+    """(student, file) of what is being graded, for a result hwgrader itself failed to produce."""
+    if isinstance(item, SubmissionSource):
+        return item.student, item.main.file_name
+    return Path(item).stem, Path(item).name
+
+
+def grade_all(paths: Sequence[Union[Path, SubmissionSource]], plan: Plan, *, jobs: int = 1,
               isolation: Optional[str] = None, progress: Optional[TextIO] = sys.stderr,
               on_result: Optional[Callable[[SubmissionResult], None]] = None) -> tuple[list[SubmissionResult], list[str]]:
-    """Grade every path; returns the results (in input order) and hwgrader's own failures, if any."""
+    """Grade every submission (intake's sources, or file paths); returns the results (in input
+    order) and hwgrader's own failures, if any. Nothing about one student stops the others: a
+    failure of hwgrader on it, or of ``on_result`` writing its files, is recorded on it and in
+    the failures. Ctrl-C raises ``BatchInterrupted`` with the results graded so far."""
     slots: "queue.Queue[int]" = queue.Queue()
     for slot in range(jobs):
         slots.put(slot)
     bar = Progress(len(paths), progress) if progress is not None and paths else None
     internal_errors: list[str] = []
 
-    def one(path: Path) -> SubmissionResult:
+    finished: dict[int, SubmissionResult] = {}  # input index -> result, once its files are written
+
+    def one(index: int, item: Union[Path, SubmissionSource]) -> SubmissionResult:
         slot = slots.get()
         try:
-            result = grade_submission(path, plan, isolation=isolation, slot=slot)
+            result = grade_submission(item, plan, isolation=isolation, slot=slot)
         except Exception as exc:  # a bug in hwgrader must not cost the other students their grades
-            internal_errors.append(f"{path.name}: {type(exc).__name__}: {exc}")
-            result = SubmissionResult(student=path.stem, file=path.name, isolation="none", hwgrader_failed=True,
+            student, file = _identity(item)
+            internal_errors.append(f"{visible(file)}: {type(exc).__name__}: {visible(exc)}")
+            result = SubmissionResult(student=student, file=file, isolation="none", hwgrader_failed=True,
                                       load_error=f"hwgrader failed on this submission (not the student's "
                                                  f"fault; it will be regraded): {type(exc).__name__}: {exc}")
             result.output = traceback.format_exc()[-4000:]
         finally:
             slots.put(slot)
         if on_result:
-            on_result(result)
+            try:
+                on_result(result)
+            except Exception as exc:  # its files could not be written (disk full, permissions): the others go on
+                internal_errors.append(f"{visible(result.student)}: writing its files failed: "
+                                       f"{type(exc).__name__}: {visible(exc)}")
+        finished[index] = result
         if bar:
             bar.update(result)
         return result
@@ -87,9 +117,17 @@ def grade_all(paths: list[Path], plan: Plan, *, jobs: int = 1,
     # thread's rendering does not add its length to every call of the others.
     interval = sys.getswitchinterval()
     sys.setswitchinterval(min(interval, 0.0005))
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    futures = [pool.submit(one, i, item) for i, item in enumerate(paths)]
     try:
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            results = list(pool.map(one, paths))
+        results = [f.result() for f in futures]
+    except KeyboardInterrupt:
+        # Students not started are dropped; those being graded finish in their threads.
+        pool.shutdown(wait=False, cancel_futures=True)
+        done = [finished[i] for i in sorted(finished)]
+        running = sum(1 for i, f in enumerate(futures) if f.running() and i not in finished)
+        raise BatchInterrupted(done, internal_errors, running) from None
     finally:
         sys.setswitchinterval(interval)
+    pool.shutdown(wait=True)
     return results, internal_errors

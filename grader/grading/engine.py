@@ -11,11 +11,12 @@ from __future__ import annotations
 import builtins
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
 from grader.grading.compare import compare_outputs, outputs_match
+from grader.assignment.intake import SubmissionSource, read_source
 from grader.assignment.submission import Submission, read_submission
 from grader.assignment.plan import Plan, PlannedCase
 from grader.grading.results import (CaseResult, Diagnosis, QuestionResult, SubmissionResult,
@@ -37,13 +38,19 @@ BUILTIN_EXCEPTIONS = frozenset(name for name, obj in vars(builtins).items()
                                if isinstance(obj, type) and issubclass(obj, BaseException))
 
 
-def grade_submission(path: Path, plan: Plan, *, isolation: Optional[str] = None,
+def grade_submission(path: Union[Path, SubmissionSource], plan: Plan, *, isolation: Optional[str] = None,
                      slot: int = 0) -> SubmissionResult:
-    """Grade the file at ``path``; a broken or hostile submission is graded as such, never raised."""
+    """Grade one submission (what intake found, or the file at ``path``); a broken or hostile
+    submission is graded as such, never raised."""
     started = time.monotonic()
-    submission = read_submission(path)
-    result = SubmissionResult(student=submission.student, file=Path(path).name, isolation="none",
-                              sources=list(submission.units))
+    if isinstance(path, SubmissionSource):
+        submission = read_source(path)
+        result = SubmissionResult(student=path.student, file=path.main.file_name, isolation="none",
+                                  display_name=path.display_name, lms_id=path.lms_id)
+    else:
+        submission = read_submission(path)
+        result = SubmissionResult(student=submission.student, file=Path(path).name, isolation="none")
+    result.sources = list(submission.units)
     if submission.load_error:
         result.load_error = submission.load_error
         _fill(result, plan, submission, answers={}, run=None)
@@ -57,12 +64,17 @@ def grade_submission(path: Path, plan: Plan, *, isolation: Optional[str] = None,
             if not report.ok:
                 result.load_error = report.error or f"the submission could not be loaded ({report.verdict})"
                 _fill(result, plan, submission, answers=report.answers, run=None)
-            elif report.cell_failures and not wanted & set(report.functions):
+            elif not wanted & set(report.functions):
                 # Nothing of the homework survived loading (a syntax error, a crash before the
-                # first def): that is a load error, not fifty "missing function" failures.
-                first = report.cell_failures[0]
-                where = f"cell {first.cell}" if first.cell else "the module"
-                result.load_error = f"{submission.path.name}: {where} raised {first.summary}"
+                # first def) or was ever there (a helper module, an empty file): that is a load
+                # error, not fifty "missing function" failures.
+                if report.cell_failures:
+                    first = report.cell_failures[0]
+                    where = f"cell {first.cell}" if first.cell else "the module"
+                    result.load_error = f"{submission.path.name}: {where} raised {first.summary}"
+                else:
+                    result.load_error = (f"{submission.path.name} defines none of the homework's functions "
+                                         f"({', '.join(sorted(wanted))})")
                 _fill(result, plan, submission, answers=report.answers, run=None)
             else:
                 runner = _CaseRunner(session, set(report.functions), result.cell_failures)

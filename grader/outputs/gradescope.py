@@ -9,11 +9,14 @@ scored 0 until a person grades them (shown as pending, never as failed);
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Iterable
 
 from grader.grading.results import CaseResult, SubmissionResult, WrittenResult, fmt_points
+from grader.outputs.atomic import write_atomic
+from grader.safetext import csv_cell
 
 #: Gradescope shows hidden cases only once the due date has passed; they reveal no inputs anyway.
 _VISIBILITY = {"public": "visible", "hidden": "after_due_date"}
@@ -95,37 +98,28 @@ def results_json(result: SubmissionResult) -> dict:
             tests.append(_written_test(q.written))
     return {"score": result.score, "execution_time": round(result.seconds, 3),
             "output": summary_text(result), "visibility": "visible", "stdout_visibility": "hidden",
-            "extra_data": {"student": result.student, "file": result.file, "isolation": result.isolation,
+            "extra_data": {"student": result.student, "name": result.display_name or result.student,
+                           "lms_id": result.lms_id, "file": result.file, "isolation": result.isolation,
                            "load_error": result.load_error, "incidents": list(result.incidents),
                            "instructor": instructor_data(result)},
             "tests": tests}
 
 
 def write_results_json(result: SubmissionResult, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results_json(result), indent=2, ensure_ascii=False), encoding="utf-8")
-    return path
+    # ensure_ascii=False keeps names readable; a lone surrogate (a name that was not text) is escaped
+    text = json.dumps(results_json(result), indent=2, ensure_ascii=False)
+    return write_atomic(path, text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def write_grades_csv(results: Iterable[SubmissionResult], path: Path, question_ids: list[str]) -> Path:
-    """``student,<question ids...>,total,pending``; ``pending``: written points no person has graded yet."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["student", *question_ids, "total", "pending"])
-        for r in sorted(results, key=lambda r: r.student):
-            scores = {q.id: q.score for q in r.questions}
-            # 4 decimals: enough that the columns add up to the total for an upload
-            writer.writerow([csv_cell(r.student), *(fmt_points(scores.get(q, 0), 4) for q in question_ids),
-                             fmt_points(r.score, 4), fmt_points(r.pending, 4)])
-    return path
-
-
-#: What a spreadsheet reads as the start of a formula.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(text: str) -> str:
-    """A CSV cell a spreadsheet shows as text: a leading formula character gets a ``'`` in front."""
-    text = str(text)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    """``student,<question ids...>,total,pending``; ``pending``: written points no person has graded yet.
+    The student cell is made safe (``safetext.csv_cell``); the file is written atomically."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["student", *question_ids, "total", "pending"])
+    for r in sorted(results, key=lambda r: r.student):
+        scores = {q.id: q.score for q in r.questions}
+        # 4 decimals: enough that the columns add up to the total for an upload
+        writer.writerow([csv_cell(r.student), *(fmt_points(scores.get(q, 0), 4) for q in question_ids),
+                         fmt_points(r.score, 4), fmt_points(r.pending, 4)])
+    return write_atomic(path, buf.getvalue(), newline="")

@@ -15,8 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -30,6 +28,8 @@ from markupsafe import Markup
 from grader import __version__
 from grader.grading.clusters import MIN_STUDENTS as CLUSTER_MIN_STUDENTS, SHOWN_CLUSTERS
 from grader.outputs import summary as S
+from grader.outputs.atomic import write_atomic
+from grader.safetext import visible
 from grader.grading.results import (
     CaseResult,
     QuestionResult,
@@ -97,6 +97,14 @@ def _csp(script: Optional[str]) -> str:
 _ENV: Optional[Environment] = None
 
 
+def _shown(value):
+    """Every value a template prints: text with control and bidi characters made visible
+    (``safetext``), then autoescaped. Markup is ours (constants), never data."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible(value, keep_lines=True)
+    return value
+
+
 def environment() -> Environment:
     """The one jinja2 environment (autoescape on, undefined names are errors)."""
     global _ENV
@@ -108,6 +116,7 @@ def environment() -> Environment:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            finalize=_shown,
         )
         env.filters["score"] = S.fmt_score
         env.globals["version"] = __version__
@@ -268,6 +277,7 @@ def student_context(result: SubmissionResult, *, title: str = "Homework") -> dic
         incidents=list(result.incidents),
         run_failures=[case_view(c) for c in result.run_failures],
         output=result.output or "",
+        has_hidden=any(c.visibility != "public" for c in result.cases),
         output_truncated=result.output_truncated,
         isolation=result.isolation,
         isolation_ok=result.isolation in FULL_ISOLATIONS,
@@ -431,18 +441,7 @@ def render_index(results: Sequence[SubmissionResult], *, title: str = "Homework"
 
 
 def _write(path: Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(Path(path), text)
 
 
 def write_student_report(result: SubmissionResult, path: Path, *, title: str = "Homework") -> Path:

@@ -12,6 +12,7 @@ import numpy as np
 
 from grader.assignment.plan import Plan
 from grader.grading.results import SubmissionResult, fmt_points
+from grader.safetext import visible
 
 
 def _width(text: str) -> int:
@@ -20,6 +21,7 @@ def _width(text: str) -> int:
 
 
 def _table(rows: list[list[str]], out: TextIO) -> None:
+    rows = [[visible(cell) for cell in row] for row in rows]  # a name cannot move the cursor
     widths = [max(_width(r[i]) for r in rows) for i in range(len(rows[0]))]
     for n, row in enumerate(rows):
         out.write("  ".join(cell + " " * (w - _width(cell)) for cell, w in zip(row, widths)).rstrip() + "\n")
@@ -52,14 +54,15 @@ def print_check_table(result: SubmissionResult, out: TextIO) -> bool:
     """Print the student's public tests; True when every one passed."""
     width = max(60, min(shutil.get_terminal_size((100, 20)).columns, 140))
     if result.load_error:
-        out.write(f"Your submission could not be loaded: {result.load_error}\n\n")
+        out.write(f"Your submission could not be loaded: {visible(result.load_error)}\n\n")
     for cell in result.cell_failures:
+        summary = visible(cell.summary)
         if cell.cell:
-            out.write(f"Note: cell {cell.cell} raised {cell.summary} (the other cells still ran)\n")
+            out.write(f"Note: cell {cell.cell} raised {summary} (the other cells still ran)\n")
         elif cell.summary.startswith(("SyntaxError", "IndentationError", "TabError")):
-            out.write(f"Note: your module does not compile: {cell.summary}; none of it ran\n")
+            out.write(f"Note: your module does not compile: {summary}; none of it ran\n")
         else:
-            out.write(f"Note: your module raised {cell.summary}; nothing after that point ran\n")
+            out.write(f"Note: your module raised {summary}; nothing after that point ran\n")
     rows = [["test", "function", "case", "result", "points"]]
     details = []
     for case in result.cases:
@@ -67,10 +70,10 @@ def print_check_table(result: SubmissionResult, out: TextIO) -> bool:
         rows.append([case.number, case.function, case.case, f"{mark} {case.verdict.label}"
                      if mark == "FAIL" else mark, f"{fmt_points(case.score)}/{fmt_points(case.max_score)}"])
         if case.status == "failed":
-            text = f"{case.number} {case.function} ({case.case}): {case.message}"
+            text = f"{case.number} {case.function} ({case.case}): {visible(case.message)}"
             where = _student_line(case.traceback)
             if where:
-                text += f"\n    At {where}"
+                text += f"\n    At {visible(where)}"
             if case.diagnosis:
                 text += f"\n    Hint: {case.diagnosis.hint}"
             details.append(text)
@@ -84,7 +87,7 @@ def print_check_table(result: SubmissionResult, out: TextIO) -> bool:
                 out.write(textwrap.fill(line, width, subsequent_indent="          ") + "\n")
 
     for incident in result.incidents:
-        out.write(f"Note: {incident}\n")
+        out.write(f"Note: {visible(incident)}\n")
     for q in result.questions:
         if q.written and not q.written.answer:
             out.write(f"Note: no written answer found for {q.id.upper()} ({q.written.answer}).\n")

@@ -24,6 +24,10 @@ import threading
 __all__ = ["SplitOutput"]
 
 _TAIL = 4096
+#: Most bytes read under the lock at once: a worker printing without pause cannot keep the drain
+#: thread holding the lock (and ``seal`` waiting for it); larger than any pipe's buffer (1 MiB
+#: max for an unprivileged process), so ``seal`` still empties the pipe.
+_BURST = 2 << 20
 
 
 class _Part:
@@ -68,8 +72,9 @@ class SplitOutput:
         del self._recent[:-_TAIL]
 
     def _read_ready(self, fd: int) -> bool:
-        """Read what is in the pipe now (lock held); False at end of file."""
-        while True:
+        """Read what is in the pipe now, at most ``_BURST`` bytes (lock held); False at end of file."""
+        budget = _BURST
+        while budget > 0:
             try:
                 data = os.read(fd, 1 << 16)
             except (BlockingIOError, InterruptedError):
@@ -79,6 +84,8 @@ class SplitOutput:
             if not data:
                 return False
             self._add(data)
+            budget -= len(data)
+        return True
 
     def drain(self, fd: int) -> None:
         """Read ``fd`` until end of file (run in a thread per worker), then close it."""

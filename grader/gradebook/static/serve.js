@@ -13,6 +13,7 @@
 
   let current = null;        // the answer shown (server's JSON)
   let page = 1;
+  let pageSize = 50;         // the server's, from the first answer list
   let saving = Promise.resolve();
   let confirmAction = null;
   let statusTimer = null;
@@ -150,13 +151,17 @@
       banner.hidden = true;
     }
     $("changed-banner").hidden = !a.changed_since_graded;
-    $("student-total").textContent = "student total " + fmt(a.totals.score) + " / " + fmt(a.totals.max) +
-      (a.totals.pending ? " · " + fmt(a.totals.pending) + " pending" : "");
+    renderTotals(a);
     renderBank(a.comments);
     renderScore(!!g);
     renderProgress(a.progress);
     history.replaceState(null, "", "#" + encodeURIComponent(a.anon));
     markListed();
+  }
+
+  function renderTotals(a) {
+    $("student-total").textContent = "student total " + fmt(a.totals.score) + " / " + fmt(a.totals.max) +
+      (a.totals.pending ? " · " + fmt(a.totals.pending) + " pending" : "");
   }
 
   function renderBank(comments) {
@@ -180,6 +185,7 @@
     const data = await call("GET", "/api/q/" + encodeURIComponent(qid) + "/answers?page=" + p +
       (showNames() ? "&names=1" : ""));
     page = data.page;
+    pageSize = data.page_size;
     $("page-text").textContent = "page " + data.page + " of " + data.pages + " · " + data.total + " answers";
     $("page-prev").disabled = data.page <= 1;
     $("page-next").disabled = data.page >= data.pages;
@@ -226,7 +232,7 @@
     try {
       const a = await call("GET", answerUrl(anon));
       render(a);
-      const wanted = Math.floor((a.pos - 1) / 50) + 1;
+      const wanted = Math.floor((a.pos - 1) / pageSize) + 1;
       if (wanted !== page || !document.querySelector('#answer-list li[data-anon="' + CSS.escape(a.anon) + '"]')) {
         await loadList(wanted);
       }
@@ -261,21 +267,35 @@
     };
   }
 
+  let queued = 0;           // saves not answered yet: until the last one is, the page's state wins
+
   function save(extra) {
     if (!current) return saving;
     const anon = current.anon;
     renderScore(true);
+    queued += 1;
     saving = saving.then(async () => {
+      // the state as it is now (keys pressed while earlier saves were in flight included)
       const data = Object.assign(gradeBody(), extra || {});
       // the latest event this page knows of: a grade given meanwhile elsewhere is a conflict (409)
       data.expected_event = current && current.anon === anon && current.grade ? current.grade.event : null;
       try {
         const a = await call("POST", answerUrl(anon, "/grade"), data);
-        if (current && current.anon === anon) render(a);
+        queued -= 1;
+        if (current && current.anon === anon) {
+          if (queued > 0) {            // more keys were pressed: keep them, take the server's facts
+            current.grade = a.grade;
+            renderTotals(a);
+            renderProgress(a.progress);
+          } else {
+            render(a);
+          }
+        }
         updateListRow(a);
         say(a.grade ? "Saved: " + fmt(a.grade.score) + " / " + fmt(a.max) : "Back to not graded.", "ok");
         watchReports();
       } catch (e) {
+        queued -= 1;
         say(e.message, "error");
         if (e.status === 409 && current && current.anon === anon) {
           const fresh = await call("GET", answerUrl(anon));
@@ -360,8 +380,10 @@
           clearInterval(statusTimer);
           statusTimer = null;
         }
-      } catch (e) {
-        $("report-status").textContent = e.message;
+      } catch (e) {              // the server stopped or the network is gone: stop asking
+        $("report-status").textContent = "cannot reach the grading server: " + e.message;
+        clearInterval(statusTimer);
+        statusTimer = null;
       }
     }, 1000);
   }

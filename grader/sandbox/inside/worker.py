@@ -83,6 +83,64 @@ _write_frame = protocol.write_frame
 _read_frame = protocol.read_frame
 
 
+class _SourceFinder:
+    """Serves the submission's own modules from the sources the parent sent (nothing on disk):
+    ``pkg/util.py`` is ``pkg.util``, a folder without ``__init__.py`` a namespace package. First
+    on ``sys.meta_path``, as a script's folder is first on ``sys.path``."""
+
+    current = None
+
+    def __init__(self, units, worker):
+        self.units = {u["module"]: u for u in units}
+        self.packages = set()
+        for name, u in self.units.items():
+            parts = name.split(".")
+            self.packages.update(".".join(parts[:i]) for i in range(1, len(parts)))
+            if u.get("package"):
+                self.packages.add(name)
+        self.worker = worker
+
+    @classmethod
+    def install(cls, units, worker):
+        import importlib.util  # noqa: F401  (spec_from_loader)
+
+        finder = cls(units, worker)
+        for name in list(finder.units) + list(finder.packages):
+            if name in ("protocol", "worker", "forkserver"):  # ours, imported before: the student's wins
+                sys.modules.pop(name, None)
+        sys.meta_path.insert(0, finder)
+        cls.current = finder
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in self.units and fullname not in self.packages:
+            return None
+        import importlib.util
+
+        unit = self.units.get(fullname)
+        origin = str(unit.get("filename")) if unit else None
+        spec = importlib.util.spec_from_loader(fullname, self, origin=origin,
+                                               is_package=fullname in self.packages)
+        if origin:
+            spec.has_location = True
+        return spec
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        unit = self.units.get(module.__name__)
+        if unit is not None:
+            self.exec_into(unit, module)
+
+    def exec_into(self, unit, module):
+        filename = str(unit.get("filename", "module.py"))
+        source = str(unit.get("source", ""))
+        self.worker.student_files.add(filename)
+        linecache.cache[filename] = (_len(source), None, source.splitlines(True), filename)
+        module.__file__ = filename
+        exec(compile(source, filename, "exec", dont_inherit=True), module.__dict__)
+
+
 class _Worker:
     def __init__(self, req_fd, res_fd):
         self.req = os.fdopen(req_fd, "rb", buffering=1 << 16)
@@ -134,7 +192,15 @@ class _Worker:
         sys.modules["submission"] = mod
         self.module = mod
         failures = []
-        for unit in header.get("units", []):
+        units = [u for u in header.get("units", []) if _isinstance(u, dict)]
+        modules = [u for u in units if _isinstance(u.get("module"), str) and u.get("module")]
+        if modules:
+            # Several files: each is a module the others (and the notebook) import by name.
+            _SourceFinder.install(modules, self)
+        module_ids = {id(u) for u in modules}
+        for unit in units:
+            if id(unit) in module_ids:
+                continue
             cell = unit.get("cell", 0)
             filename = str(unit.get("filename", "submission.py"))
             source = str(unit.get("source", ""))
@@ -147,6 +213,8 @@ class _Worker:
                 failures.append({"cell": cell, "summary": self._one_line(exc),
                                  "traceback": self._traceback(exc)})
             self._flush()
+        for unit in modules:
+            self._import_module(unit, mod, failures)
         ns = mod.__dict__
         functions, answers = [], {}
         for name in list(ns.keys()):
@@ -169,6 +237,29 @@ class _Worker:
             if _len(f["traceback"]) > budget:
                 f["traceback"] = f["traceback"][: budget // 2] + "\n...\n" + f["traceback"][-budget // 2:]
         self._send({"ok": True, "cell_failures": failures, "functions": functions, "answers": answers})
+
+    def _import_module(self, unit, mod, failures):
+        """Import one of the submission's modules; its names join the submission's namespace
+        (a name already there, from the notebook or an earlier module, is kept)."""
+        import importlib
+
+        name = unit["module"]
+        try:
+            if name == "submission":  # the student's own submission.py is the namespace itself
+                _SourceFinder.current.exec_into(unit, mod)
+                module = mod
+            else:
+                module = importlib.import_module(name)
+        except _BaseException as exc:  # noqa: BLE001 -- SystemExit, KeyboardInterrupt too
+            failures.append({"cell": 0, "summary": self._one_line(exc), "traceback": self._traceback(exc)})
+            self._flush()
+            return
+        self._flush()
+        if module is mod:
+            return
+        for key, value in list(module.__dict__.items()):
+            if _isinstance(key, str) and not key.startswith("__"):
+                mod.__dict__.setdefault(key, value)
 
     def _describe(self, obj):
         t = type(obj)
