@@ -41,7 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--out", type=Path, default=Path("reports"), help="where reports go (default: reports)")
     grade.add_argument("--rubric", type=Path, help=f"rubric file (default: {DEFAULT_RUBRIC})")
     grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default: 1)")
-    grade.add_argument("--scheduler", metavar="ADDRESS", help="remote scheduler (not supported: use --jobs)")
+    grade.add_argument("--scheduler", metavar="ADDRESS",
+                       help="grade on a Dask cluster: tcp://HOST:PORT or tls://HOST:PORT of a running "
+                            "scheduler, or local / local:N for an embedded one (needs hwgrader[dask]; "
+                            "--jobs is then the workers' threads)")
     grade.add_argument("--isolation", choices=ISOLATIONS, default="auto",
                        help="sandbox to use (default: the strongest available)")
 
@@ -148,9 +151,7 @@ def _grade(args) -> int:
     from grader.sandbox.session import prepare_workers
     from grader.outputs.terminal import print_class_table
 
-    if args.scheduler:
-        raise UsageError("--scheduler: distributed grading is not available in this version; "
-                         "grade on one machine with --jobs N")
+    executor = _cluster_executor(args)  # --scheduler: grade on a Dask cluster, same outputs
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     _check_out_dir(args.out)
@@ -158,7 +159,7 @@ def _grade(args) -> int:
     with ThreadPoolExecutor(max_workers=1) as background:
         # Probing the sandbox (and warming its fork servers) waits on processes; building the
         # reference plan and reading the submissions is Python work: overlap them.
-        sandbox_ready = background.submit(prepare_workers, _isolation(args), args.jobs)
+        sandbox_ready = None if executor else background.submit(prepare_workers, _isolation(args), args.jobs)
         plan = _full_plan(args)
         intake = discover(args.submissions, homework={c.function for c in plan.cases}, skip=[args.out])
         _check_out_dir(args.out, create=True)
@@ -167,8 +168,8 @@ def _grade(args) -> int:
             raise UsageError(f"no submissions found in {_shown_sources(args.submissions)}: looked for .py and "
                              f".ipynb files (any case, at any depth, inside .zip files too); "
                              f"see {visible(str(args.out / 'intake.csv'))}")
+        isolation = sandbox_ready.result() if sandbox_ready else None
         gradebook = Gradebook.open(args.out, create=True)  # a damaged or foreign file stops us here
-        isolation = sandbox_ready.result()
     try:
         # Incremental: unchanged submissions are reused from the gradebook, manual grades are kept.
         gradebook.sync_plan(plan)
@@ -191,7 +192,9 @@ def _grade(args) -> int:
             writers.submission(stored)
         try:
             results, internal_errors = grade_all(run.to_grade, plan, jobs=args.jobs, isolation=isolation,
-                                                 on_result=writers.submission)
+                                                 on_result=writers.submission, executor=executor)
+            if executor:
+                isolation = executor.isolation
         except BatchInterrupted as stop:
             writers.finish(stop.results)  # the class files, with every student graded so far
             print(f"hwgrader: interrupted: {len(stop.results)} of {len(run.to_grade)} student(s) graded "
@@ -208,10 +211,13 @@ def _grade(args) -> int:
     print(f"\nGraded {len(results)} submission(s), reused {len(run.reused)} unchanged"
           + (f", {len(removed)} no longer found (kept in the gradebook)" if removed else "")
           + f" in {time.monotonic() - started:.1f} s "
-          f"(--jobs {args.jobs}, isolation: {isolation}). Reports: {visible(str(args.out / 'index.html'))}, "
+          f"({executor.description if executor else f'--jobs {args.jobs}'}, isolation: {isolation}). "
+          f"Reports: {visible(str(args.out / 'index.html'))}, "
           f"grades: {visible(str(args.out / 'grades.csv'))}")
     _warn_intake(intake, args.out)
-    _warn_isolation(isolation)
+    _report_cluster(executor)
+    for level in str(isolation).split("/") if results or executor is None else ():
+        _warn_isolation(level)
     if internal_errors:
         for line in internal_errors:
             print(f"hwgrader: error: grading failed for {line}", file=sys.stderr)
@@ -269,6 +275,23 @@ def _warn_intake(intake, out: Path, shown: int = 10) -> None:
             print(f"  {visible(e.path)}: {visible(e.detail)}", file=sys.stderr)
         if len(entries) > shown:
             print(f"  ... and {len(entries) - shown} more", file=sys.stderr)
+
+
+def _cluster_executor(args):
+    """``--scheduler``: a Dask executor for the batch (``grader.distributed``), or None."""
+    if not args.scheduler:
+        return None
+    from grader.distributed.cluster import parse_scheduler
+    from grader.distributed.executor import DaskExecutor
+
+    return DaskExecutor(parse_scheduler(args.scheduler), isolation=_isolation(args))
+
+
+def _report_cluster(executor) -> None:
+    if executor is not None and executor.infrastructure_failures:
+        print(f"hwgrader: {executor.infrastructure_failures} submission(s) kept killing the Dask workers "
+              f"that graded them: recorded as not graded (infrastructure failure, regraded on the next "
+              f"run), not as a zero", file=sys.stderr)
 
 
 def _similarity_writer(out: Path, plan):

@@ -58,6 +58,12 @@ class GradebookError(HwgraderError):
     exit_code = 2
 
 
+class ClusterError(HwgraderError):
+    """``--scheduler`` cannot be used: Dask not installed, scheduler unreachable, no worker can sandbox."""
+
+    exit_code = 2
+
+
 class SandboxError(HwgraderError):
     """The grader could not start an isolated worker at all (not a student failure)."""
 

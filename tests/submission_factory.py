@@ -26,6 +26,7 @@ CORRECT_HEADER = "# Homework: deep-learning fundamentals -- a complete, correct 
 NON_ASCII_COPY = "學生_103590450.py"
 NOTEBOOK = "colab_notebook.ipynb"
 HANGS = "hangs_in_one_function.py"
+SLOW = "slow_but_correct.py"
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,52 @@ def hanging_source() -> str:
     ), HANGS)
 
 
+_SLOWLY = '''
+
+# Stands for a correct submission written in plain Python loops: every homework function below
+# computes its answer, then keeps the CPU busy in a plain loop for 49 times as long as that took,
+# so each call costs 50 times the work of the vectorised code (the reference's time), whatever
+# the machine and its load. The grader must still give it full marks (rubric limits: CallTiming).
+_depth = 0
+
+
+def _fifty_times_slower(function):
+    def slowly(*args, **kwargs):
+        global _depth
+        _depth += 1
+        started = time.process_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _depth -= 1
+            if _depth == 0:  # a helper called by another homework function is not slowed twice
+                spin_until = time.process_time() + 49 * (time.process_time() - started)
+                while time.process_time() < spin_until:
+                    pass
+    slowly.__name__ = function.__name__
+    return slowly
+'''
+
+
+def slow_source() -> str:
+    """Correct, and 50 times slower than the reference on every case (in CPU time)."""
+    source = correct_source().replace(
+        CORRECT_HEADER, "# Homework: deep-learning fundamentals -- correct, but 50 times slower than the "
+                        "reference on every case.\n", 1)
+    source = _apply(source, (
+        ("import numpy as np\n", "import time\n\nimport numpy as np\n"),
+        ("\n\n# ---------------------------------------------------------------- Q1 batch normalization\n",
+         _SLOWLY + "\n\n# ---------------------------------------------------------------- Q1 batch normalization\n"),
+    ), SLOW)
+    source = source[:source.index("# ---------------------------------------------------------------- trying it out")]
+    tree = ast.parse(source)
+    lines = source.split("\n")
+    for node in reversed(tree.body):
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+            lines.insert(node.lineno - 1, "@_fifty_times_slower")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
 def _segments(source: str) -> dict[str, str]:
     """Top-level function definitions of ``source`` by name."""
     tree = ast.parse(source)
@@ -270,6 +317,7 @@ def derived_files() -> dict[str, str]:
     files = {example.filename: mistake_source(example) for example in MISTAKES}
     files[NON_ASCII_COPY] = correct_source()
     files[HANGS] = hanging_source()
+    files[SLOW] = slow_source()
     files[NOTEBOOK] = nbformat.writes(notebook()) + "\n"
     return files
 

@@ -104,6 +104,7 @@ def build_download(root: Path) -> Path:
     write(d / "carol" / "hw.py", hw)
     write(d / "carol" / "more.py", more)
     write(d / "carol" / "data.csv", "1,2\n")
+    write(d / "carol" / "random.py", "def pick(xs):\n    return xs[0]\n")  # shadows nothing: numpy's random stays
     # a student's own zip
     make_zip(d / "gina.zip", {"gina/hw.py": CORRECT, "__MACOSX/gina/._hw.py": "fork"})
     # a zip that is not one
@@ -181,7 +182,7 @@ def test_every_student_found_once_with_lms_identity(download):
         assert "." not in key and "/" not in key and key.casefold() not in I.RESERVED_NAMES
         assert all(ch.isprintable() for ch in key)
     assert by_student["alice"].files[0].name == "alice.ipynb"  # the notebook, not its export
-    assert [f.name for f in by_student["carol"].files] == ["hw.py", "more.py"]
+    assert [f.name for f in by_student["carol"].files] == ["hw.py", "more.py", "random.py"]
     assert by_student["doejane_1002"].files[0].data == CORRECT.encode()  # hw-1.py: the resubmission
     assert by_student["doejane_1002"].files[0].name == "hw.py"
     assert (by_student["doejane_1002"].lms_id, by_student["doejane_1002"].layout) == ("1002", "canvas")
@@ -384,7 +385,7 @@ def test_grade_a_mixed_lms_download(tmp_path):
     assert not class_files & set(rows) and {p.name for p in out.iterdir() if p.is_dir()} == set(rows)
 
     # the terminal: counts, warnings, and no raw control character anywhere
-    assert "Found 21 student(s) to grade; files: 22 graded, 0 reused, 2 superseded, 10 ignored, 4 rejected" in stdout
+    assert "Found 21 student(s) to grade; files: 23 graded, 0 reused, 2 superseded, 10 ignored, 4 rejected" in stdout
     assert "hwgrader: WARNING: 4 file(s) rejected" in stderr and "hwgrader: WARNING: 2 file(s) superseded" in stderr
     for text in (stdout, stderr):
         assert "\x1b" not in text and "\u202e" not in text and "\r" not in text
@@ -424,8 +425,9 @@ downloads/canvas_download.zip/roelee_LATE_1003_5003_homework.ipynb,roelee_1003,g
 downloads/canvas_download.zip/smithdan_1004_5004_hw.zip/hw/.DS_Store,smithdan_1004,ignored,hidden (dot) file or folder
 downloads/canvas_download.zip/smithdan_1004_5004_hw.zip/hw/hw.py,smithdan_1004,graded,Canvas download
 downloads/carol/data.csv,carol,ignored,not a .py or .ipynb file
-downloads/carol/hw.py,carol,graded,folder per student; one of 2 files of this submission
-downloads/carol/more.py,carol,graded,folder per student; one of 2 files of this submission
+downloads/carol/hw.py,carol,graded,folder per student; one of 3 files of this submission
+downloads/carol/more.py,carol,graded,folder per student; one of 3 files of this submission
+downloads/carol/random.py,carol,graded,folder per student; one of 3 files of this submission
 downloads/etc_link,,rejected,symbolic link (links are never followed)
 downloads/eve\\u202efdp.exe.py,{bidi},graded,
 downloads/gina.zip/__MACOSX/,gina,ignored,macOS resource fork folder (__MACOSX) (not searched)

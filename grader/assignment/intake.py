@@ -766,7 +766,7 @@ class _Discovery:
 
     def student_folder(self, node: _Node, layout: str = "folder", *, student: Optional[str] = None,
                        display: Optional[str] = None, lms_id: Optional[str] = None, rank: tuple = ()) -> None:
-        name, raw = node.stem if layout == "zip" else (node.name, node.raw)
+        name, raw = node.stem if layout == "zip" or node.lower.endswith(".zip") else (node.name, node.raw)
         key = student or student_key(name, raw)
         files: list[tuple[str, _Node]] = []
         notes: list[IntakeEntry] = []

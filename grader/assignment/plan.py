@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 
 from grader.errors import KitError, RubricError
 from grader.assignment.registry import ReferenceSet
-from grader.assignment.rubric import Case, Part, Rubric, Written
+from grader.assignment.rubric import CallTiming, Case, Part, Rubric, Written
 from grader.sandbox.launch import Limits
 
 Value = Union[np.ndarray, int, float]
@@ -56,6 +57,9 @@ class PlannedCase:
     atol: float
     must_not_modify_inputs: bool
     mistakes: tuple[KnownMistake, ...] = ()
+    cpu_seconds: Optional[float] = None   # CPU time a call may use on this case (rubric ``CallTiming``)
+    reference_seconds: float = 0.0        # CPU time the reference took on it when the plan was built
+    cpu_limit_text: Optional[str] = None  # that limit in words, for a student ("150 times the reference's...")
 
     @property
     def inputs(self) -> dict[str, Value]:
@@ -77,6 +81,7 @@ class Plan:
     limits: Limits
     questions: tuple[PlannedQuestion, ...]
     reference_dir: Optional[Path] = None   # the reference package it was built from (None for a kit)
+    timing: CallTiming = CallTiming()
 
     @property
     def cases(self) -> list[PlannedCase]:
@@ -124,7 +129,7 @@ def build_plan(rubric: Rubric, refs: Optional[ReferenceSet] = None, *, public_on
         points = sum(c.points for c in cases) + (q.written.points if q.written else 0)
         questions.append(PlannedQuestion(q.id, q.title, points if public_only else q.points,
                                          q.written, tuple(cases)))
-    return Plan(rubric.title, rubric.limits, tuple(questions), reference_dir=Path(refs.root))
+    return Plan(rubric.title, rubric.limits, tuple(questions), reference_dir=Path(refs.root), timing=rubric.timing)
 
 
 def _plan_case(rubric: Rubric, refs: ReferenceSet, qid: str, part: Part, case: Case,
@@ -136,7 +141,9 @@ def _plan_case(rubric: Rubric, refs: ReferenceSet, qid: str, part: Part, case: C
     args = tuple(_convert(rubric, f"{key}.{n}", n, t, instance) for n, t in part.args.items())
     kwargs = {n: _convert(rubric, f"{key}.{n}", n, t, instance)
               for n, t in part.kwargs.items() if n in instance}
+    started = time.thread_time()  # this thread's CPU time: other grading threads do not count
     expected = _outputs_of(refs.function(part.function), args, kwargs, part)
+    reference_seconds = time.thread_time() - started  # one cold run: errs on the generous side
     if expected is None or isinstance(expected, str):
         raise RubricError(rubric.path, key, f"the reference {part.function} fails on this case: {expected}")
     for name, out in zip(part.outputs, expected):
@@ -150,7 +157,10 @@ def _plan_case(rubric: Rubric, refs: ReferenceSet, qid: str, part: Part, case: C
         question=qid, part=part.id, case=case.id, number=number, function=part.function,
         visibility=case.visibility, points=case.points, arg_names=tuple(part.args), args=args,
         kwargs=kwargs, output_names=part.outputs, expected=expected, rtol=part.rtol, atol=part.atol,
-        must_not_modify_inputs=part.must_not_modify_inputs, mistakes=tuple(mistakes))
+        must_not_modify_inputs=part.must_not_modify_inputs, mistakes=tuple(mistakes),
+        cpu_seconds=part.call_cpu_seconds or rubric.timing.cpu_limit(reference_seconds, rubric.limits.call_seconds),
+        reference_seconds=round(reference_seconds, 6),
+        cpu_limit_text=None if part.call_cpu_seconds or rubric.timing.cpu_factor <= 0 else rubric.timing.describe())
 
 
 def _instance(rubric: Rubric, refs: ReferenceSet, case: Case, key: str) -> dict[str, Any]:
@@ -244,6 +254,7 @@ def plan_to_json(plan: Plan) -> dict:
         "format": KIT_FORMAT,
         "title": public.title,
         "limits": vars(public.limits),
+        "timing": vars(public.timing),
         "questions": [{
             "id": q.id, "title": q.title, "points": q.points,
             "written": vars(q.written) | {"criteria": list(q.written.criteria)} if q.written else None,
@@ -255,6 +266,8 @@ def plan_to_json(plan: Plan) -> dict:
                 "output_names": list(c.output_names),
                 "expected": [_encode(e) for e in c.expected],
                 "rtol": c.rtol, "atol": c.atol, "must_not_modify_inputs": c.must_not_modify_inputs,
+                "cpu_seconds": c.cpu_seconds, "reference_seconds": c.reference_seconds,
+                "cpu_limit_text": c.cpu_limit_text,
                 "mistakes": [{"id": m.id, "title": m.title, "hint": m.hint,
                               "outputs": None if m.outputs is None else [_encode(o) for o in m.outputs]}
                              for m in c.mistakes],
@@ -269,6 +282,7 @@ def load_plan_json(path: Path) -> Plan:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if data.get("format") != KIT_FORMAT:
             raise ValueError(f"not a {KIT_FORMAT} file")
+        limits = Limits(**data["limits"])
         questions = []
         for q in data["questions"]:
             written = Written(**(q["written"] | {"criteria": tuple(q["written"]["criteria"])})) \
@@ -282,13 +296,16 @@ def load_plan_json(path: Path) -> Plan:
                 expected=tuple(_decode(e) for e in c["expected"]),
                 rtol=float(c["rtol"]), atol=float(c["atol"]),
                 must_not_modify_inputs=bool(c["must_not_modify_inputs"]),
+                cpu_seconds=None if c.get("cpu_seconds") is None else float(c["cpu_seconds"]),
+                reference_seconds=float(c.get("reference_seconds", 0.0)),
+                cpu_limit_text=c.get("cpu_limit_text"),
                 mistakes=tuple(KnownMistake(m["id"], m["title"], m["hint"],
                                             None if m["outputs"] is None
                                             else tuple(_decode(o) for o in m["outputs"]))
                                for m in c["mistakes"]))
                 for c in q["cases"])
             questions.append(PlannedQuestion(q["id"], q["title"], float(q["points"]), written, cases))
-        return Plan(data["title"], Limits(**data["limits"]), tuple(questions))
+        return Plan(data["title"], limits, tuple(questions), CallTiming(**data.get("timing", {})))
     except OSError as exc:
         raise KitError(f"{path}: cannot read the public cases: {exc.strerror or exc}") from exc
     except (ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -5,7 +5,16 @@ Schema (``rubrics/homework.yaml`` is the worked example)::
     schema: 1
     title: str                         # shown on reports
     reference: str                     # reference package folder, relative to the rubric file
-    limits: {call_seconds, load_seconds, submission_seconds, memory_mb, ...}   # optional
+    limits:                            # optional; every key has a default
+      call_seconds: 10                 # wall clock per call: the ceiling, and all a call that
+                                       #   waits without computing (sleep) gets
+      call_cpu_factor: 150             # CPU time per call: this many times the reference's CPU
+                                       #   time on the same case (measured when the plan is
+                                       #   built); 0 = no CPU limit, only call_seconds
+      call_cpu_floor_seconds: 1        # ...but never less than this (nor more than call_seconds)
+      timeout_strikes: 1               # after this many timeouts of a function, its other cases
+                                       #   are not run (they would only wait again)
+      load_seconds, submission_seconds, memory_mb, cpu_seconds, ...   # the sandbox's Limits
     questions:
       - id: q1                         # [a-z][a-z0-9_]*, unique; test numbers start with it
         title: str
@@ -25,6 +34,7 @@ Schema (``rubrics/homework.yaml`` is the worked example)::
             rtol: 1.0e-6
             atol: 1.0e-8
             must_not_modify_inputs: false
+            call_cpu_seconds: 5        # optional: a fixed CPU-time limit for this part's calls
             cases:
               - id: lecture            # unique within the part
                 visibility: public     # public | hidden
@@ -33,6 +43,15 @@ Schema (``rubrics/homework.yaml`` is the worked example)::
                 generator: name        # a @generator of the reference package
                 params: {n: 8}         # its keyword arguments
                 seed: 11               # numpy.random.default_rng(seed)
+
+How long a call may take (``CallTiming``): the time of a batch should be the students' work,
+not waiting on hung code. A call may use ``call_cpu_factor`` times the CPU time the reference took
+on that case, at least ``call_cpu_floor_seconds`` and at most ``call_seconds``; the wall clock
+(``call_seconds``) stays the ceiling. On this homework every case gets 1-3 s of CPU, so a function
+stuck in a loop costs a second or two (one strike) instead of two 10-second timeouts, while code
+50 times slower than the reference still passes with 3x headroom, on a loaded machine too (CPU
+time barely grows with the load, wall-clock time does). A part's ``call_cpu_seconds`` fixes its
+limit.
 
 Every problem raises ``RubricError(file, key, problem)``: one line naming the
 file, the key path (``questions.q3.parts.alphas.cases.random-2.generator``)
@@ -72,6 +91,31 @@ class Case:
 
 
 @dataclass(frozen=True)
+class CallTiming:
+    """How much CPU time one call of a student function may use: a grading policy the sandbox enforces."""
+
+    cpu_factor: float = 150.0         # limits.call_cpu_factor (0: no CPU-time limit)
+    cpu_floor_seconds: float = 1.0    # limits.call_cpu_floor_seconds
+    strikes: int = 1                  # limits.timeout_strikes
+
+    def cpu_limit(self, reference_cpu_seconds: float, ceiling: float) -> Optional[float]:
+        """CPU seconds for a call whose reference used ``reference_cpu_seconds`` (None: no CPU limit)."""
+        if self.cpu_factor <= 0:
+            return None
+        return round(min(float(ceiling), max(self.cpu_floor_seconds, self.cpu_factor * reference_cpu_seconds)), 3)
+
+    def describe(self) -> str:
+        """The limit in words, the same in every run (the measured seconds vary a little)."""
+        return (f"{self.cpu_factor:g} times the reference's CPU time on this case, at least "
+                f"{self.cpu_floor_seconds:g} s")
+
+
+#: Rubric ``limits:`` keys that set the ``CallTiming`` (the others are the sandbox's ``Limits``).
+_TIMING_KEYS = {"call_cpu_factor": "cpu_factor", "call_cpu_floor_seconds": "cpu_floor_seconds",
+                "timeout_strikes": "strikes"}
+
+
+@dataclass(frozen=True)
 class Part:
     id: str
     function: str
@@ -83,6 +127,7 @@ class Part:
     atol: float
     must_not_modify_inputs: bool
     cases: tuple[Case, ...]
+    call_cpu_seconds: Optional[float] = None   # a fixed CPU-time limit per call of this part
 
 
 @dataclass(frozen=True)
@@ -109,6 +154,7 @@ class Rubric:
     reference_dir: Path
     limits: Limits
     questions: tuple[Question, ...]
+    timing: CallTiming = CallTiming()
 
     def question(self, qid: str) -> Question:
         for q in self.questions:
@@ -195,20 +241,40 @@ def parse_rubric(data: Any, path: Path) -> Rubric:
     reference_dir = (path.parent / root.get("reference", str)).resolve()
     questions = tuple(_question(path, i, q) for i, q in enumerate(root.items("questions")))
     _unique(root, "questions", [q.id for q in questions])
+    limits_node = root.child("limits", {})
     return Rubric(path=path, title=root.get("title", str), reference_dir=reference_dir,
-                  limits=_limits(root.child("limits", {})), questions=questions)
+                  limits=_limits(limits_node), questions=questions, timing=_timing(limits_node))
 
 
 def _limits(node: _Node) -> Limits:
     known = {f.name: f for f in fields(Limits)}
-    node.only(*known)
+    node.only(*known, *_TIMING_KEYS)
     values = {}
     for key in node.value:
+        if key in _TIMING_KEYS:
+            continue
         value = node.get(key, (int, float))
         if value <= 0:
             node.fail(key, "must be positive")
         values[key] = type(getattr(Limits(), key))(value)
     return Limits(**values)
+
+
+def _timing(node: _Node) -> CallTiming:
+    values = {}
+    for key, name in _TIMING_KEYS.items():
+        if key not in node.value:
+            continue
+        if name == "strikes":
+            value = node.get(key, int)
+            if value < 1:
+                node.fail(key, "must be at least 1")
+        else:
+            value = float(node.get(key, (int, float)))
+            if value < 0 or (name == "cpu_floor_seconds" and value == 0):
+                node.fail(key, "must be positive" if name == "cpu_floor_seconds" else "must not be negative")
+        values[name] = value
+    return CallTiming(**values)
 
 
 def _question(path: Path, index: int, data: Any) -> Question:
@@ -256,7 +322,7 @@ def _part(question: _Node, index: int, data: Any) -> Part:
     pid = data.get("id") if isinstance(data, dict) else None
     node = _Node(question.path, f"{question.key}.parts.{pid if isinstance(pid, str) else index}", data)
     node.only("id", "function", "args", "kwargs", "bind", "outputs", "rtol", "atol",
-              "must_not_modify_inputs", "cases")
+              "must_not_modify_inputs", "call_cpu_seconds", "cases")
     pid = node.get("id", str)
     if not _ID.match(pid):
         node.fail("id", f"{pid!r} is not a valid id")
@@ -283,9 +349,12 @@ def _part(question: _Node, index: int, data: Any) -> Part:
         tolerances[key] = float(value)
     cases = tuple(_case(node, i, c) for i, c in enumerate(node.items("cases")))
     _unique(node, "cases", [c.id for c in cases])
+    cpu_seconds = node.get("call_cpu_seconds", (int, float), None)
+    if cpu_seconds is not None and cpu_seconds <= 0:
+        node.fail("call_cpu_seconds", "must be positive")
     return Part(id=pid, function=function, args=args, kwargs=kwargs, bind=dict(bind), outputs=tuple(outputs),
                 must_not_modify_inputs=node.get("must_not_modify_inputs", bool, False),
-                cases=cases, **tolerances)
+                cases=cases, call_cpu_seconds=None if cpu_seconds is None else float(cpu_seconds), **tolerances)
 
 
 def _case(part: _Node, index: int, data: Any) -> Case:

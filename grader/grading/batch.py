@@ -75,11 +75,15 @@ def _identity(item: Union[Path, SubmissionSource]) -> tuple[str, str]:
 
 def grade_all(paths: Sequence[Union[Path, SubmissionSource]], plan: Plan, *, jobs: int = 1,
               isolation: Optional[str] = None, progress: Optional[TextIO] = sys.stderr,
-              on_result: Optional[Callable[[SubmissionResult], None]] = None) -> tuple[list[SubmissionResult], list[str]]:
+              on_result: Optional[Callable[[SubmissionResult], None]] = None,
+              executor=None) -> tuple[list[SubmissionResult], list[str]]:
     """Grade every submission (intake's sources, or file paths); returns the results (in input
     order) and hwgrader's own failures, if any. Nothing about one student stops the others: a
     failure of hwgrader on it, or of ``on_result`` writing its files, is recorded on it and in
-    the failures. Ctrl-C raises ``BatchInterrupted`` with the results graded so far."""
+    the failures. Ctrl-C raises ``BatchInterrupted`` with the results graded so far.
+    ``executor`` grades elsewhere (``grader.distributed.DaskExecutor`` for ``--scheduler``)."""
+    if executor is not None:
+        return _grade_with(executor, paths, plan, progress, on_result)
     slots: "queue.Queue[int]" = queue.Queue()
     for slot in range(jobs):
         slots.put(slot)
@@ -131,3 +135,36 @@ def grade_all(paths: Sequence[Union[Path, SubmissionSource]], plan: Plan, *, job
         sys.setswitchinterval(interval)
     pool.shutdown(wait=True)
     return results, internal_errors
+
+
+def _grade_with(executor, items, plan: Plan, progress, on_result) -> tuple[list[SubmissionResult], list[str]]:
+    """Grade through an executor (``grader.grading.executors.Executor``): same containment, same bar."""
+    from grader.grading.executors import failed_result, item_name
+
+    bar = Progress(len(items), progress) if progress is not None and items else None
+    results: list[Optional[SubmissionResult]] = [None] * len(items)
+    internal_errors: list[str] = []
+    lock = threading.Lock()
+
+    def deliver(index: int, result: SubmissionResult, internal_error: Optional[str]) -> None:
+        with lock:
+            if results[index] is not None:  # an executor that retried: the first result stands
+                return
+            results[index] = result
+            if internal_error:
+                internal_errors.append(visible(internal_error))
+        if on_result:
+            try:
+                on_result(result)
+            except Exception as exc:  # its files could not be written: the others go on
+                internal_errors.append(f"{visible(result.student)}: writing its files failed: "
+                                       f"{type(exc).__name__}: {visible(exc)}")
+        if bar:
+            bar.update(result)
+
+    executor.grade(items, plan, deliver)
+    for i, r in enumerate(results):
+        if r is None:  # an executor bug must not drop a student from the class files
+            deliver(i, failed_result(items[i], "it was never graded (hwgrader bug)"),
+                    f"{item_name(items[i])[1]}: never graded")
+    return results, internal_errors  # type: ignore[return-value]

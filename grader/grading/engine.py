@@ -43,7 +43,10 @@ def grade_submission(path: Union[Path, SubmissionSource], plan: Plan, *, isolati
     """Grade one submission (what intake found, or the file at ``path``); a broken or hostile
     submission is graded as such, never raised."""
     started = time.monotonic()
-    if isinstance(path, SubmissionSource):
+    if isinstance(path, Submission):  # read in the batch's parent (a Dask task carries it)
+        submission = path
+        result = SubmissionResult(student=submission.student, file=submission.path.name, isolation="none")
+    elif isinstance(path, SubmissionSource):
         submission = read_source(path)
         result = SubmissionResult(student=path.student, file=path.main.file_name, isolation="none",
                                   display_name=path.display_name, lms_id=path.lms_id)
@@ -77,7 +80,7 @@ def grade_submission(path: Union[Path, SubmissionSource], plan: Plan, *, isolati
                                          f"({', '.join(sorted(wanted))})")
                 _fill(result, plan, submission, answers=report.answers, run=None)
             else:
-                runner = _CaseRunner(session, set(report.functions), result.cell_failures)
+                runner = _CaseRunner(session, set(report.functions), result.cell_failures, plan.timing.strikes)
                 _fill(result, plan, submission, answers=report.answers, run=runner.run)
         # After the session closed: its output pipe has been read to the end. What was printed
         # once a hidden case had started is the instructor's only (SubmissionResult.hidden_output).
@@ -122,16 +125,18 @@ def _not_run(case: PlannedCase) -> CaseResult:
     return _base(case, Verdict.SKIPPED, "not run: the submission could not be loaded")
 
 
-#: After this many timeouts of one function, its remaining cases are not run (they would
-#: only spend the submission's time budget waiting again).
-TIMEOUT_STRIKES = 2
-
-
 class _CaseRunner:
-    """Runs one submission's cases in its session, remembering which functions keep hanging."""
+    """Runs one submission's cases in its session, remembering which functions keep hanging.
 
-    def __init__(self, session: WorkerSession, defined: set[str], cell_failures: list):
+    Each call gets its case's own CPU-time limit (``PlannedCase.cpu_seconds``, scaled from the
+    reference's time) under the wall-clock ceiling ``Limits.call_seconds``; after
+    ``plan.timing.strikes`` timeouts of one function its remaining cases are not run, since they
+    would only spend the batch's time waiting again.
+    """
+
+    def __init__(self, session: WorkerSession, defined: set[str], cell_failures: list, strikes: int):
         self.session, self.defined, self.cell_failures = session, defined, cell_failures
+        self.strikes = strikes
         self.timeouts: dict[str, int] = {}
 
     def run(self, case: PlannedCase) -> CaseResult:
@@ -142,13 +147,14 @@ class _CaseRunner:
                 where = f"cell {first.cell}" if first.cell else "your module"
                 why = f"loading {where} raised {first.summary}"
             return _base(case, Verdict.MISSING, f"{case.function} is not defined in your submission ({why})")
-        if self.timeouts.get(case.function, 0) >= TIMEOUT_STRIKES:
-            return _base(case, Verdict.TIMEOUT, f"not run: {case.function} already ran out of time on "
-                                                f"{TIMEOUT_STRIKES} cases")
+        if self.timeouts.get(case.function, 0) >= self.strikes:
+            cases = "another case" if self.strikes == 1 else f"{self.strikes} other cases"
+            return _base(case, Verdict.TIMEOUT, f"not run: {case.function} already ran out of time on {cases}")
         outcome = self.session.call(case.function, list(case.args), dict(case.kwargs),
                                     list(case.arg_names) + list(case.kwargs), len(case.output_names),
                                     output_names=list(case.output_names),
-                                    hidden=case.visibility != "public", max_reply_bytes=reply_bytes(case))
+                                    hidden=case.visibility != "public", max_reply_bytes=reply_bytes(case),
+                                    cpu_seconds=case.cpu_seconds, cpu_limit_text=case.cpu_limit_text)
         if outcome.verdict == Outcome.TIMEOUT:
             self.timeouts[case.function] = self.timeouts.get(case.function, 0) + 1
         if outcome.verdict != Outcome.OK:

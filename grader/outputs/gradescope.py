@@ -118,6 +118,9 @@ def write_grades_csv(results: Iterable[SubmissionResult], path: Path, question_i
     writer = csv.writer(buf)
     writer.writerow(["student", *question_ids, "total", "pending"])
     for r in sorted(results, key=lambda r: r.student):
+        if r.hwgrader_failed:  # not graded (hwgrader's or the cluster's failure): empty, not a zero
+            writer.writerow([csv_cell(r.student), *("" for _ in question_ids), "", ""])
+            continue
         scores = {q.id: q.score for q in r.questions}
         # 4 decimals: enough that the columns add up to the total for an upload
         writer.writerow([csv_cell(r.student), *(fmt_points(scores.get(q, 0), 4) for q in question_ids),

@@ -328,8 +328,13 @@ class WorkerSession:
 
     def call(self, function: str, args: list, kwargs: dict, arg_names: list[str], n_outputs: int,
              *, output_names: Optional[list[str]] = None, hidden: bool = False,
-             max_reply_bytes: Optional[int] = None) -> CallOutcome:
+             max_reply_bytes: Optional[int] = None, cpu_seconds: Optional[float] = None,
+             cpu_limit_text: Optional[str] = None) -> CallOutcome:
         """Run ``function(*args, **kwargs)`` in the worker on fresh copies of the inputs.
+
+        The call may take ``Limits.call_seconds`` of wall-clock time and, when ``cpu_seconds`` is
+        given, that much CPU time (the worker arms a CPU timer that kills it: a verdict "timeout";
+        ``cpu_limit_text`` says what that limit is in the message, default "N s of CPU time").
 
         ``hidden``: whoever reads this call's outcome must not learn its inputs (the worker is
         not told). Output printed from this call on goes to ``hidden_output()``, and incidents
@@ -359,7 +364,7 @@ class WorkerSession:
                     return CallOutcome(Outcome.SKIPPED if self._broken else Outcome.CRASH, None,
                                        f"not run: {self._broken}", None, [], time.monotonic() - t0)
             return self._call(function, args, kwargs, arg_names, n_outputs, output_names, hidden,
-                              max_reply_bytes)
+                              max_reply_bytes, cpu_seconds, cpu_limit_text)
         finally:
             self._spent += time.monotonic() - t0
 
@@ -447,7 +452,8 @@ class WorkerSession:
             self._worker.kill()
         return False
 
-    def _classify_death(self, w: _Worker, exc: BaseException, doing: str) -> tuple[Outcome, str]:
+    def _classify_death(self, w: _Worker, exc: BaseException, doing: str,
+                        cpu_limit_text: Optional[str] = None) -> tuple[Outcome, str]:
         """Kill what is left and name what happened: (outcome, message)."""
         if isinstance(exc, ProtocolError):
             w.kill()
@@ -456,6 +462,8 @@ class WorkerSession:
         w.kill()
         tail = self._output.tail()
         memory_hint = any(m in tail for m in _MEMORY_MARKERS)
+        if sig == signal.SIGPROF and cpu_limit_text is not None:
+            return Outcome.TIMEOUT, f"ran out of time ({cpu_limit_text})"
         if sig in (signal.SIGXCPU, signal.SIGKILL) and not memory_hint:
             return Outcome.TIMEOUT, f"ran out of CPU time ({self.limits.cpu_seconds} s) while {doing}"
         if memory_hint and (sig is not None or code not in (0, None)):
@@ -467,7 +475,7 @@ class WorkerSession:
         return Outcome.CRASH, f"the worker exited with code {code} while {doing}"
 
     def _call(self, function, args, kwargs, arg_names, n_outputs, output_names, hidden,
-              max_reply_bytes) -> CallOutcome:
+              max_reply_bytes, cpu_seconds=None, cpu_limit_text=None) -> CallOutcome:
         w = self._worker
         assert w is not None
         t0 = time.monotonic()
@@ -480,8 +488,11 @@ class WorkerSession:
                   "n_outputs": int(n_outputs)}
         if output_names:
             header["output_names"] = list(output_names)
-        limit = min(float(self.limits.call_seconds), max(self.seconds_left, 0.0))
-        budget_bound = limit < self.limits.call_seconds
+        if cpu_seconds is not None:
+            header["cpu_seconds"] = float(cpu_seconds)
+        call_seconds = float(self.limits.call_seconds)
+        limit = min(call_seconds, max(self.seconds_left, 0.0))
+        budget_bound = limit < call_seconds
         deadline = t0 + limit
         max_payload = max(1, int(n_outputs)) * protocol.MAX_ELEMENTS * 8
         if max_reply_bytes is not None:
@@ -504,7 +515,8 @@ class WorkerSession:
             self.incidents.append(f"{function} {msg}; the worker was restarted")  # no worker value in it
             return CallOutcome(Outcome.TIMEOUT, None, msg, None, [], secs)
         except (EOFError, ProtocolError) as exc:
-            verdict, msg = self._classify_death(w, exc, f"running {function}")
+            cpu_text = None if cpu_seconds is None else (cpu_limit_text or f"{cpu_seconds:g} s of CPU time")
+            verdict, msg = self._classify_death(w, exc, f"running {function}", cpu_text)
             self._incident(hidden, f"{function}: {msg}; the worker was restarted",
                            f"{function}: {_SAFE_WORDS[verdict]} on a hidden case; the worker was restarted")
             return CallOutcome(verdict, None, msg, None, [], time.monotonic() - t0)

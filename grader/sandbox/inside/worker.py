@@ -60,6 +60,7 @@ if __name__ == "__main__":
     sys.path.extend(p for p in _PATHS if p not in sys.path)
 
 import linecache  # noqa: E402
+import signal  # noqa: E402
 import traceback  # noqa: E402
 import types  # noqa: E402
 
@@ -81,6 +82,19 @@ _MAX_MSG = 500
 _MAX_TB = 20_000
 _write_frame = protocol.write_frame
 _read_frame = protocol.read_frame
+_setitimer = signal.setitimer
+_signal = signal.signal
+
+
+def _cpu_limit(seconds):
+    """Kill this process (SIGPROF, default action) once a call has used ``seconds`` of CPU time.
+
+    ITIMER_PROF counts this process's CPU time, not the wall clock, so a loaded machine does not
+    make slow-but-correct code time out. Code that disarms it only waits for the parent's
+    wall-clock limit instead.
+    """
+    _signal(signal.SIGPROF, signal.SIG_DFL)
+    _setitimer(signal.ITIMER_PROF, seconds)
 
 
 class _SourceFinder:
@@ -248,6 +262,12 @@ class _Worker:
             if name == "submission":  # the student's own submission.py is the namespace itself
                 _SourceFinder.current.exec_into(unit, mod)
                 module = mod
+            elif name in sys.modules and not _isinstance(getattr(sys.modules[name], "__loader__", None),
+                                                         _SourceFinder):
+                # random.py, numpy.py: the real module was imported before any student code and
+                # stays; the student's file still runs, as a module of its own, for its names
+                module = types.ModuleType(name)
+                _SourceFinder.current.exec_into(unit, module)
             else:
                 module = importlib.import_module(name)
         except _BaseException as exc:  # noqa: BLE001 -- SystemExit, KeyboardInterrupt too
@@ -333,12 +353,16 @@ class _Worker:
         for k, a in kwargs.items():
             if _isinstance(a, np.ndarray):
                 watched.append((k, a, a.copy()))
+        cpu_seconds = header.get("cpu_seconds")
         try:
             try:
+                if _isinstance(cpu_seconds, (int, float)) and cpu_seconds > 0:
+                    _cpu_limit(float(cpu_seconds))
                 result = fn(*args, **kwargs)
                 # convert immediately at return: later mutation cannot change it
                 outputs, reason = self._outputs(result, n_out, out_names)
             finally:
+                _setitimer(signal.ITIMER_PROF, 0)
                 self._flush()
         except MemoryError as exc:
             return fail("memory", "ran out of memory", self._traceback(exc))

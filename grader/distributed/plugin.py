@@ -1,0 +1,90 @@
+"""The worker side of a Dask batch: a sandbox and the plan on every worker, set up once.
+
+``SandboxPlugin`` is registered by the batch (one per batch, by name) and runs on every worker of
+the cluster, including workers that join or are restarted later. On each it
+
+- checks the worker can sandbox at all: the level the batch requires (``--isolation``), or the
+  strongest *sandboxed* level that works there. A worker that cannot is recorded as refused with
+  the reason; its tasks raise ``WorkerCannotSandbox`` and the batch reports it and grades
+  elsewhere. Nothing is ever graded unsandboxed unless ``--isolation process`` was asked for;
+- starts and owns the sandbox's warm fork servers, one per worker thread (slot), and stops them
+  at teardown (when the batch unregisters the plugin, or the worker closes);
+- holds the batch's plan (inputs, expected outputs, hidden cases) in the worker's memory: the
+  plan travels once to each worker with the plugin and never reaches a submission's sandbox,
+  which only ever receives a case's inputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+from typing import Optional
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from grader.assignment.plan import Plan
+from grader.errors import SandboxError
+
+#: Isolation levels that count as sandboxed on a worker (``process`` hides nothing).
+SANDBOXED = ("bwrap-fork", "bwrap", "unshare")
+
+
+def open_sandbox(required: Optional[str], slots: int) -> str:
+    """Choose this worker's level and warm it for ``slots`` workers at once; raise if it cannot sandbox."""
+    from grader.sandbox.session import prepare_workers
+
+    chosen = prepare_workers(required, slots)
+    if required is not None and chosen != required:
+        raise SandboxError(f"--isolation {required} cannot run on this worker (the strongest level that "
+                           f"works here is {chosen})")
+    if required != "process" and chosen not in SANDBOXED:
+        raise SandboxError("no sandbox works on this worker (bubblewrap missing or unusable, and no "
+                           "unshare); install bubblewrap there")
+    return chosen
+
+
+def close_sandbox() -> None:
+    """Stop the fork servers this worker process started."""
+    from grader.sandbox import forkpool
+
+    forkpool._close_all()
+
+
+class SandboxPlugin(WorkerPlugin):
+    """See the module docstring. Pickled with the plan and sent to every worker by the scheduler."""
+
+    idempotent = False
+
+    def __init__(self, name: str, plan: Plan, required_isolation: Optional[str]):
+        self.name = name
+        self.plan = plan
+        self.required_isolation = required_isolation
+        self.isolation: Optional[str] = None
+        self.refusal: Optional[str] = None
+        self.slots: "queue.Queue[int]" = queue.Queue()
+
+    def __getstate__(self):  # what travels to the workers: never a queue or a level in use
+        return {"name": self.name, "plan": self.plan, "required_isolation": self.required_isolation}
+
+    def __setstate__(self, state):
+        self.__init__(state["name"], state["plan"], state["required_isolation"])
+
+    async def setup(self, worker) -> None:
+        slots = max(1, int(worker.state.nthreads))
+        try:
+            # Probing and starting fork servers waits on processes: off the worker's event loop.
+            self.isolation = await asyncio.get_running_loop().run_in_executor(
+                None, open_sandbox, self.required_isolation, slots)
+        except SandboxError as exc:
+            self.refusal = exc.message
+            return
+        for slot in range(slots):
+            self.slots.put(slot)
+
+    def teardown(self, worker) -> None:
+        if self.isolation is not None:
+            close_sandbox()
+
+    def status(self) -> dict:
+        """What the batch reports about this worker: its level, or why it cannot grade."""
+        return {"isolation": self.isolation, "refusal": self.refusal}
