@@ -102,6 +102,20 @@ def _parser() -> argparse.ArgumentParser:
                                                     "no known mistake explains (from the last grade into DIR)")
     mistakes.add_argument("dir", type=Path, metavar="DIR")
     mistakes.add_argument("--rubric", type=Path, help=f"rubric file (default: {DEFAULT_RUBRIC})")
+
+    bundle = commands.add_parser("bundle", help="build an autograder bundle (Gradescope)")
+    bundle.add_argument("target", choices=["gradescope"], help="the platform the bundle is for")
+    bundle.add_argument("out", type=Path, metavar="OUT.zip")
+    bundle.add_argument("--rubric", type=Path, help=f"rubric file (default: {DEFAULT_RUBRIC})")
+    bundle.add_argument("--deps", choices=["wheels", "pypi"], default="wheels",
+                        help="dependencies as wheels inside the zip (default) or installed from PyPI by setup.sh")
+    bundle.add_argument("--python-version", default="3.10", help="the image's Python, for --deps wheels (default: 3.10)")
+    bundle.add_argument("--platform", default="manylinux_2_35_x86_64",
+                        help="the image's wheel platform, for --deps wheels (default: manylinux_2_35_x86_64)")
+    bundle.add_argument("--isolation", choices=ISOLATIONS, default="auto",
+                        help="require this sandbox in the container (default: the strongest that works)")
+    bundle.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="wall-clock limit for grading one submission (default: from the rubric's limits)")
     return parser
 
 
@@ -109,7 +123,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"grade": _grade, "check": _check, "reference": _reference, "kit": _kit,
-                "manual": _manual, "export": _export, "serve": _serve, "audit": _audit, "mistakes": _mistakes}[args.command](args)
+                "manual": _manual, "export": _export, "serve": _serve, "audit": _audit, "mistakes": _mistakes,
+                "bundle": _bundle}[args.command](args)
     except HwgraderError as exc:
         print(f"hwgrader: error: {visible(exc.message)}", file=sys.stderr)
         return exc.exit_code
@@ -475,6 +490,20 @@ def _mistakes(args) -> int:
     unknown = [c for c in clusters if c.function in refs.functions]
     print("# Add these to the reference package (they need `from grader.assignment.registry import mistake`).\n")
     print("\n\n".join(mistake_skeletons(unknown, refs)))
+    return 0
+
+
+def _bundle(args) -> int:
+    from grader.grading.results import fmt_points
+    from grader.integrations.gradescope_bundle import build_bundle
+
+    info = build_bundle(args.out, _rubric_path(args), deps=args.deps, python_version=args.python_version,
+                        platform=args.platform, isolation=args.isolation, timeout=args.timeout)
+    written = ", ".join(f"{q.upper()} {fmt_points(p)}" for q, p in info.written_points.items())
+    print(f"Gradescope autograder written to {info.path} ({info.size / 1e6:.1f} MB, dependencies: {info.deps}).")
+    print(f"In Gradescope: upload it under Configure Autograder; set the autograder's points to "
+          f"{fmt_points(info.autograder_points)}" + (f" and add the written parts as manually graded "
+                                                     f"questions ({written})." if written else "."))
     return 0
 
 

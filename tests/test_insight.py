@@ -91,7 +91,8 @@ def test_shared_unknown_mistake_becomes_a_named_mistake(assignment):
     row = index[index.index('data-function="batchnorm_forward"'):]
     row = row[:row.index("</tr>")]
     assert "q1.1 (small, public)" in row and "q1.5 (wide, hidden)" in row
-    assert "&#39;out&#39; is wrong at" in row  # how the shared output differs from the expected
+    # how the shared output differs from the expected: beta (one value per column) is missing
+    assert "&#39;out&#39; = expected + a constant per column: [" in row
 
     # 2. the skeleton: the reference's signature, an id and a title to fill in
     proc = hwgrader("mistakes", str(out), "--rubric", str(rubric))
@@ -159,6 +160,7 @@ def test_audit_of_the_homework_rubric_passes_and_is_the_readme_table():
     (np.array([1.5, 2.5, -2.5]), np.array([1.0, 2.0, -3.0]), "= expected + 0.5 everywhere"),
     (np.array([-1.0, -2.0, 3.0]), np.array([1.0, 2.0, -3.0]), "with its sign flipped"),
     (np.array([1.0, np.nan]), np.array([1.0, 2.0]), "has NaN or inf at 1 of 2 entries"),
+    (np.array([[1.0, 2.0], [3.0, 5.0]]), np.array([[1.0, 3.0], [3.0, 6.0]]), "a constant per column: [0, -1]"),
 ])
 def test_differences_are_described_in_words(got, expected, words):
     assert words in describe_difference("out", got, expected)

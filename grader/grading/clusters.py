@@ -111,6 +111,11 @@ def _g(x: float) -> str:
     return f"{x:.4g}"
 
 
+def _list(values: np.ndarray, shown: int = 6) -> str:
+    items = ", ".join(_g(float(v)) for v in values[:shown])
+    return f"[{items}{', ...' if len(values) > shown else ''}]"
+
+
 def describe_difference(name: str, got: np.ndarray, expected: np.ndarray) -> str:
     """What the shared output is, compared with the expected one, in words."""
     got, expected = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
@@ -135,6 +140,11 @@ def describe_difference(name: str, got: np.ndarray, expected: np.ndarray) -> str
         ratio = got[nonzero] / expected[nonzero]
         if np.allclose(ratio, ratio[0], rtol=1e-6, atol=1e-9):
             return f"'{name}' = expected × {_g(float(ratio[0]))} everywhere"
+    if diff.ndim == 2 and min(diff.shape) > 1:
+        for axis, along in ((0, "column"), (1, "row")):
+            offset = diff.mean(axis=axis, keepdims=True)
+            if np.allclose(diff, offset, rtol=1e-6, atol=1e-9):
+                return f"'{name}' = expected + a constant per {along}: {_list(offset.ravel())}"
     wrong = ~np.isclose(got, expected, rtol=1e-6, atol=1e-9)
     worst = np.unravel_index(int(np.argmax(np.abs(diff))), diff.shape) if diff.ndim else ()
     where = f" at [{', '.join(map(str, worst))}]" if worst else ""

@@ -30,7 +30,7 @@ import ast
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Iterable
 
 import numpy as np
 
@@ -101,10 +101,12 @@ def fingerprint_sources(student: str, units: Iterable[dict], handout: Iterable[s
                 continue
             defined.update(_defines(node))
             other.append((node, lines, where))
-    for name, part in found.items():
-        printed.units[name] = _unit_print(name, [part], defined, aliases)
+    made = [_unit_print(name, [part], defined, aliases) for name, part in found.items()]
     if other:
-        printed.units[OTHER] = _unit_print(OTHER, other, defined, aliases)
+        made.append(_unit_print(OTHER, other, defined, aliases))
+    for (unit, _, _), spans in zip(made, _winnow([(tokens, lines) for _, tokens, lines in made])):
+        unit.spans = spans
+        printed.units[unit.name] = unit
     return printed
 
 
@@ -127,7 +129,7 @@ def base_hashes(sources: Iterable[str]) -> set[int]:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 continue
             tokens, _, _ = _tokens([node], defined, aliases)
-            out.update(_kgrams(tokens)[0])
+            out.update(all_kgrams(tokens))
     return out
 
 
@@ -281,35 +283,78 @@ def _token_id(token: str) -> int:
     return value
 
 
-def _kgrams(tokens: list[str], lines: Optional[list[int]] = None) -> tuple[list[int], list[tuple[int, int]]]:
-    """Winnowed fingerprints of ``tokens``: the k-gram hashes kept, and (when ``lines`` are given)
-    the first and last line each covers."""
-    n = len(tokens)
-    if n == 0:
-        return [], []
-    ids = np.fromiter((_token_id(t) for t in tokens), dtype=np.uint64, count=n)
-    k = min(K, n)
-    m = n - k + 1
+def _ids(tokens: list[str]) -> np.ndarray:
+    known = _TOKEN_IDS.get
+    return np.array([known(t) or _token_id(t) for t in tokens], dtype=np.uint64)
+
+
+def _polynomial(ids: np.ndarray, k: int) -> np.ndarray:
+    """Hash of every run of ``k`` consecutive ids (a polynomial modulo 2**64)."""
+    m = len(ids) - k + 1
     with np.errstate(over="ignore"):
         hashes = ids[:m].copy()
         for j in range(1, k):
             hashes = hashes * _MULTIPLIER + ids[j:j + m]
-    if m <= WINDOW:
-        chosen = np.array([m - 1 - int(np.argmin(hashes[::-1]))])
-    else:
-        windows = np.lib.stride_tricks.sliding_window_view(hashes, WINDOW)
-        # the rightmost minimum of each window, so that consecutive windows keep the same k-gram
-        chosen = np.unique(np.arange(len(windows)) + WINDOW - 1 - np.argmin(windows[:, ::-1], axis=1))
-    selected = hashes[chosen].tolist()
-    if lines is None:
-        return selected, []
-    line_array = np.asarray(lines)
-    if k > 1:
-        covered = np.lib.stride_tricks.sliding_window_view(line_array, k)[chosen]
-        spans = list(zip(covered.min(axis=1).tolist(), covered.max(axis=1).tolist()))
-    else:
-        spans = [(int(line_array[i]), int(line_array[i])) for i in chosen]
-    return selected, spans
+    return hashes
+
+
+def all_kgrams(tokens: list[str]) -> list[int]:
+    """Every k-gram hash of ``tokens`` (not winnowed): what base code subtracts."""
+    if not tokens:
+        return []
+    return _polynomial(_ids(tokens), min(K, len(tokens))).tolist()
+
+
+def _winnow(units: list[tuple[list[str], list[int]]]) -> list[dict[int, tuple[int, int]]]:
+    """Winnowed fingerprints of several token sequences at once (one submission's units):
+    for each, ``{k-gram hash: (first line, last line)}``.
+
+    The sequences are hashed as one array; k-grams that cross from one unit into the next and
+    windows that do are never used, and a unit with fewer k-grams than a window keeps its
+    smallest: the same choice as winnowing each unit alone, at the numpy cost of one.
+    """
+    out: list[dict[int, tuple[int, int]]] = [{} for _ in units]
+    long_units = [u for u, (tokens, _) in enumerate(units) if len(tokens) >= K]
+    for u, (tokens, lines) in enumerate(units):
+        if 0 < len(tokens) < K:  # a unit shorter than a k-gram is one fingerprint, all of it
+            out[u][_polynomial(_ids(tokens), len(tokens)).tolist()[0]] = (min(lines), max(lines))
+    if not long_units:
+        return out
+    tokens = [t for u in long_units for t in units[u][0]]
+    lines = np.fromiter((x for u in long_units for x in units[u][1]), dtype=np.int64, count=len(tokens))
+    unit_of = np.repeat(np.arange(len(long_units)), [len(units[u][0]) for u in long_units])
+    hashes = _polynomial(_ids(tokens), K)
+    m = len(hashes)
+    inside = unit_of[:m] == unit_of[K - 1:]   # k-grams that do not cross into the next unit
+    start_unit = unit_of[:m]
+    chosen = np.zeros(0, dtype=np.int64)
+    if m >= WINDOW:
+        # the rightmost minimum of every window of WINDOW k-grams inside one unit, so that
+        # consecutive windows keep choosing the same k-gram
+        span = m - WINDOW + 1
+        whole = inside[:span] & inside[WINDOW - 1:] & (start_unit[:span] == start_unit[WINDOW - 1:])
+        best, at = hashes[:span], np.zeros(span, dtype=np.int64)
+        for j in range(1, WINDOW):
+            candidate = hashes[j:j + span]
+            better = candidate <= best
+            best = np.where(better, candidate, best)
+            at = np.where(better, j, at)
+        chosen = np.unique((np.arange(span) + at)[whole])
+    owner = unit_of[chosen]
+    short = np.setdiff1d(np.arange(len(long_units)), owner)
+    if len(short):  # units with fewer k-grams than a window: their rightmost smallest one
+        extra = []
+        for u in short.tolist():
+            positions = np.flatnonzero(inside & (start_unit == u))
+            values = hashes[positions]
+            extra.append(int(positions[len(values) - 1 - int(np.argmin(values[::-1]))]))
+        chosen = np.unique(np.concatenate([chosen, np.array(extra, dtype=np.int64)]))
+        owner = unit_of[chosen]
+    windows = np.lib.stride_tricks.sliding_window_view(lines, K)[chosen]
+    for u, h, lo, hi in zip(owner.tolist(), hashes[chosen].tolist(), windows.min(axis=1).tolist(),
+                            windows.max(axis=1).tolist()):
+        out[long_units[u]][h] = (lo, hi)
+    return out
 
 
 def _comments(lines: list[str], first: int, last: int) -> set[str]:
@@ -330,8 +375,9 @@ def _comments(lines: list[str], first: int, last: int) -> set[str]:
 
 
 def _unit_print(name: str, parts: list[tuple[ast.AST, list[str], str]], defined: set[str],
-                aliases: dict[str, str]) -> UnitPrint:
-    """Fingerprint ``parts`` (node, its file's lines, where) as one unit shown as their lines in order."""
+                aliases: dict[str, str]) -> tuple[UnitPrint, list[str], list[int]]:
+    """``parts`` (node, its file's lines, where) as one unit shown as their lines in order, with its
+    tokens and their lines (to be winnowed with the submission's other units)."""
     tokens: list[str] = []
     token_lines: list[int] = []   # 0-based, in the displayed lines
     display: list[str] = []
@@ -347,16 +393,15 @@ def _unit_print(name: str, parts: list[tuple[ast.AST, list[str], str]], defined:
         token_lines += [line + offset for line in node_lines]
         display += lines[first - 1:last]
         comment_set |= _comments(lines, first - 1, last - 1)
-    hashes, covered = _kgrams(tokens, token_lines)
-    spans = dict(zip(hashes, covered))
     if name == OTHER:
         identifiers = frozenset(n for n in defined if len(n) >= MIN_IDENTIFIER)
     else:
         identifiers = frozenset(n for n in named if len(n) >= MIN_IDENTIFIER and n != name)
     node, _, where = parts[0]
-    return UnitPrint(name=name, where=where, first_line=_first_line(node) if name != OTHER else 0,
-                     lines=display, spans=spans, identifiers=identifiers,
-                     comments=frozenset(comment_set), tokens=len(tokens))
+    unit = UnitPrint(name=name, where=where, first_line=_first_line(node) if name != OTHER else 0,
+                     lines=display, identifiers=identifiers, comments=frozenset(comment_set),
+                     tokens=len(tokens))
+    return unit, tokens, token_lines
 
 
 def _first_line(node: ast.AST) -> int:

@@ -19,10 +19,12 @@ is convergence, not copying. What counts as evidence here:
   cases at full precision. It raises the score by at most
   ``EVIDENCE_SHARE`` of what the code score leaves.
 
-Pairs come from an inverted index (fingerprint -> submissions), never from
-all pairs: work grows with the number of fingerprints times ``cap``, so a
-class of 100,000 stays feasible. A group of more than ``cap`` students
-sharing the same code is, by construction, "common" and not reported.
+Pairs come from an inverted index (fingerprint -> submissions, as sorted
+runs of numpy arrays), never from all pairs: work grows with the number of
+fingerprints times ``cap``, so a class of 100,000 stays feasible. A group of
+``cap`` or more students sharing the same code is, by construction, "common"
+and not reported. Pairs scoring at least ``MIN_LISTED`` are listed, at most
+``MAX_LISTED`` of them, most similar first.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
+
+import numpy as np
 
 from grader.similarity.fingerprint import CodePrint
 
@@ -47,6 +51,10 @@ EVIDENCE_SCALE = 12.0
 EVIDENCE_SHARE = 0.5
 #: A function whose similarity reaches this counts as "similar" in the summaries.
 SIMILAR_FUNCTION = 0.5
+#: Pairs scoring less than this are not listed (in the report or similarity.csv) ...
+MIN_LISTED = 0.01
+#: ... and at most this many are.
+MAX_LISTED = 200_000
 
 
 @dataclass
@@ -92,7 +100,16 @@ class Ranking:
     prints: dict[str, CodePrint]
     base: Base
     units: list[str]
-    df: dict[tuple[int, int], int]  # (unit index, fingerprint) -> submissions that have it
+    fingerprint_keys: np.ndarray    # sorted keys (fingerprint mixed with its unit) ...
+    fingerprint_df: np.ndarray      # ... and how many submissions have each
+
+    def df(self, unit: str, fingerprint: int) -> int:
+        """How many submissions have ``fingerprint`` in ``unit``."""
+        with np.errstate(over="ignore"):
+            key = np.uint64(fingerprint) ^ (np.uint64(self.units.index(unit)) * np.uint64(0x9E3779B97F4A7C15))
+        at = int(np.searchsorted(self.fingerprint_keys, key))
+        found = at < len(self.fingerprint_keys) and self.fingerprint_keys[at] == key
+        return int(self.fingerprint_df[at]) if found else 0
 
     def regions(self, pair: Pair, unit: str) -> tuple[set[int], set[int], set[int], set[int]]:
         """Lines (0-based, of each side's shown unit) covered by shared fingerprints: rare
@@ -104,9 +121,8 @@ class Ranking:
         common_b: set[int] = set()
         if a is None or b is None:
             return rare_a, rare_b, common_a, common_b
-        k = self.units.index(unit)
         for h in set(a.spans) & set(b.spans):
-            rare = h not in self.base.hashes and self.df.get((k, h), 0) < self.cap
+            rare = h not in self.base.hashes and self.df(unit, h) < self.cap
             into_a, into_b = (rare_a, rare_b) if rare else (common_a, common_b)
             lo, hi = a.spans[h]
             into_a.update(range(lo, hi + 1))
@@ -119,107 +135,136 @@ def common_cap(n: int) -> int:
     return int(min(COMMON_MAX, max(COMMON_MIN, math.ceil(COMMON_SHARE * n))))
 
 
+def _groups(keys: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Postings as sorted runs: keys and owners sorted by (key, owner), run starts and sizes, and
+    the run of every sorted entry."""
+    order = np.lexsort((owners, keys))
+    keys, owners = keys[order], owners[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=np.int64)
+    sizes = np.diff(np.r_[starts, len(keys)])
+    run_of = np.repeat(np.arange(len(starts)), sizes)
+    return keys, owners, starts, sizes, run_of
+
+
+def _pairs_in_runs(owners: np.ndarray, starts: np.ndarray, sizes: np.ndarray, cap: int):
+    """Every pair of owners sharing a run of size 2 .. cap-1: arrays (first, second, run).
+    The work is the sum over runs of size**2, bounded by cap for each entry: never all pairs."""
+    firsts, seconds, runs = [], [], []
+    for d in np.unique(sizes):
+        if d < 2 or d >= cap:
+            continue
+        chosen = np.flatnonzero(sizes == d)
+        members = owners[starts[chosen][:, None] + np.arange(d)]
+        iu, ju = np.triu_indices(int(d), 1)
+        firsts.append(members[:, iu].ravel())
+        seconds.append(members[:, ju].ravel())
+        runs.append(np.repeat(chosen, len(iu)))
+    if not firsts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    return np.concatenate(firsts), np.concatenate(seconds), np.concatenate(runs)
+
+
 def rank_pairs(prints: Sequence[CodePrint], base: Optional[Base] = None) -> Ranking:
     """Score every pair that shares rare code or rare evidence; the most similar first."""
     base = base or Base()
+    prints = sorted(prints, key=lambda p: p.student)   # index order = name order: pairs (i < j) read a, b
     n = len(prints)
     cap = common_cap(n)
     units = sorted({u for p in prints for u in p.units})
     unit_index = {u: k for k, u in enumerate(units)}
-    n_units = len(units)
+    n_units = max(1, len(units))
+    base_hashes = np.fromiter(base.hashes, dtype=np.uint64, count=len(base.hashes))
 
-    code_post: dict[tuple[int, int], list[int]] = defaultdict(list)
-    evidence_post: dict[tuple, list[int]] = defaultdict(list)
+    # ---- code fingerprints: (student, unit, hash) for every rare-candidate fingerprint
+    hashes, owners, unit_of = [], [], []
+    evidence_ids: dict[tuple, int] = {}
+    ev_keys, ev_owners = [], []
+    has = np.zeros((n, n_units), dtype=bool)
     for i, p in enumerate(prints):
-        identifiers: set[str] = set()
-        comments: set[str] = set()
+        words: set = set()
         for name, unit in p.units.items():
             k = unit_index[name]
-            for h in unit.spans:
-                if h not in base.hashes:
-                    code_post[(k, h)].append(i)
-            identifiers |= unit.identifiers
-            comments |= unit.comments
-        for ident in identifiers - base.identifiers:
-            evidence_post[("identifier", ident)].append(i)
-        for text in comments - base.comments:
-            evidence_post[("comment", text)].append(i)
-        for case, digest in p.wrong_outputs.items():
-            evidence_post[("output", case, digest)].append(i)
-
+            has[i, k] = True
+            hashes.extend(unit.spans)
+            owners.extend([i] * len(unit.spans))
+            unit_of.extend([k] * len(unit.spans))
+            words.update(("identifier", x) for x in unit.identifiers - base.identifiers)
+            words.update(("comment", x) for x in unit.comments - base.comments)
+        words.update(("output", case, digest) for case, digest in p.wrong_outputs.items())
+        for word in words:
+            ev_keys.append(evidence_ids.setdefault(word, len(evidence_ids)))
+            ev_owners.append(i)
+    hashes_a = np.array(hashes, dtype=np.uint64)
+    owners_a = np.array(owners, dtype=np.int64)
+    units_a = np.array(unit_of, dtype=np.int64)
+    keep = ~np.isin(hashes_a, base_hashes)
+    hashes_a, owners_a, units_a = hashes_a[keep], owners_a[keep], units_a[keep]
+    with np.errstate(over="ignore"):
+        keys_a = hashes_a ^ (units_a.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
     log_cap = math.log(cap)
-    weights_by_df = [0.0] + [max(0.0, log_cap - math.log(df)) for df in range(1, cap + 1)]
 
-    def weight(df: int) -> float:
-        return weights_by_df[df] if df < cap else 0.0
+    def weights(sizes: np.ndarray) -> np.ndarray:
+        return np.where(sizes < cap, log_cap - np.log(np.maximum(sizes, 1)), 0.0)
 
-    # Each student's rare weight per unit (the Jaccard denominators).
-    mass = [[0.0] * n_units for _ in range(n)]
-    shared: dict[int, float] = defaultdict(float)     # (i * n + j) * n_units + unit -> weight
-    for (k, _), students in code_post.items():
-        w = weight(len(students))
-        if w <= 0.0:
-            continue
-        for i in students:
-            mass[i][k] += w
-        if len(students) > 1:
-            for x in range(len(students)):
-                row = students[x] * n
-                for y in range(x + 1, len(students)):
-                    shared[(row + students[y]) * n_units + k] += w
-    evidence: dict[int, list[tuple]] = defaultdict(list)
-    for key, students in evidence_post.items():
-        w = weight(len(students))
-        if w <= 0.0 or len(students) < 2:
-            continue
-        for x in range(len(students)):
-            row = students[x] * n
-            for y in range(x + 1, len(students)):
-                evidence[row + students[y]].append((key, w))
+    keys_s, owners_s, starts, sizes, run_of = _groups(keys_a, owners_a)
+    units_s = units_a[np.lexsort((owners_a, keys_a))]
+    run_weight = weights(sizes)
+    mass = np.bincount(owners_s * n_units + units_s, weights=run_weight[run_of],
+                       minlength=n * n_units).reshape(n, n_units) if n else np.zeros((0, n_units))
+    first, second, run = _pairs_in_runs(owners_s, starts, sizes, cap)
+    run_unit = units_s[starts] if len(starts) else np.zeros(0, dtype=np.int64)
+    cell = (first * n + second) * n_units + run_unit[run]
+    cells, cell_inverse = np.unique(cell, return_inverse=True)
+    cell_shared = np.bincount(cell_inverse, weights=run_weight[run], minlength=len(cells))
 
-    by_pair: dict[int, dict[int, float]] = defaultdict(dict)
-    for key, w in shared.items():
-        pair, k = divmod(key, n_units)
-        by_pair[pair][k] = w
-    for pair in evidence:
-        by_pair.setdefault(pair, {})
+    # ---- other evidence (identifiers, comments, wrong outputs): the same runs, no units
+    ev_keys_s, ev_owners_s, ev_starts, ev_sizes, _ = _groups(np.array(ev_keys, dtype=np.int64),
+                                                           np.array(ev_owners, dtype=np.int64))
+    ev_first, ev_second, ev_run = _pairs_in_runs(ev_owners_s, ev_starts, ev_sizes, cap)
+    ev_pair = ev_first * n + ev_second
+    ev_weight = weights(ev_sizes)[ev_run]
 
-    pairs = []
-    for pair, shared_units in by_pair.items():
-        i, j = divmod(pair, n)
-        pairs.append(_score(prints[i], prints[j], mass[i], mass[j], shared_units, units,
-                            evidence.get(pair, [])))
-    pairs.sort(key=lambda p: (-p.score, -p.code_score, p.a, p.b))
-    return Ranking(pairs=pairs, students=n, cap=cap, candidates=len(by_pair),
-                   prints={p.student: p for p in prints}, base=base, units=units,
-                   df={key: len(students) for key, students in code_post.items()})
-
-
-def _score(a: CodePrint, b: CodePrint, mass_a: list[float], mass_b: list[float],
-           shared_units: dict[int, float], units: list[str], evidence: list[tuple]) -> Pair:
-    functions = []
-    total = weighted = 0.0
-    for k, name in enumerate(units):
-        if name not in a.units or name not in b.units:
-            continue
-        both = shared_units.get(k, 0.0)
-        union = mass_a[k] + mass_b[k] - both
-        if union <= 1e-12:
-            continue  # nothing rare in either: this function says nothing about the pair
-        similarity = min(1.0, both / union)
-        omega = math.log1p(union)
-        total += omega
-        weighted += omega * similarity
-        functions.append(FunctionMatch(name, similarity, both, union))
-    code = weighted / total if total else 0.0
-    functions.sort(key=lambda f: (-f.similarity, -f.shared, f.name))
-    strength = sum(w for _, w in evidence)
-    extra = 1.0 - math.exp(-strength / EVIDENCE_SCALE)
+    # ---- every candidate pair, scored at once
+    pairs_code = cells // n_units
+    candidates = np.unique(np.concatenate([pairs_code, ev_pair]))
+    P = len(candidates)
+    shared = np.zeros((P, n_units))
+    shared[np.searchsorted(candidates, pairs_code), cells % n_units] = cell_shared
+    strength = np.bincount(np.searchsorted(candidates, ev_pair), weights=ev_weight, minlength=P)
+    ia, ib = candidates // n, candidates % n
+    union = mass[ia] + mass[ib] - shared
+    valid = has[ia] & has[ib] & (union > 1e-12)
+    safe_union = np.where(valid, union, 1.0)
+    similarity = np.where(valid, np.minimum(1.0, shared / safe_union), 0.0)
+    omega = np.where(valid, np.log1p(np.where(valid, union, 0.0)), 0.0)
+    total = omega.sum(axis=1)
+    code = np.divide((omega * similarity).sum(axis=1), total, out=np.zeros(P), where=total > 0)
+    extra = 1.0 - np.exp(-strength / EVIDENCE_SCALE)
     score = code + (1.0 - code) * EVIDENCE_SHARE * extra
-    first, second = (a, b) if a.student <= b.student else (b, a)
-    return Pair(
-        a=first.student, b=second.student, score=score, code_score=code, evidence_score=extra,
-        functions=functions,
-        identifiers=sorted(k[1] for k, _ in evidence if k[0] == "identifier"),
-        comments=sorted(k[1] for k, _ in evidence if k[0] == "comment"),
-        wrong_outputs=sorted(k[1] for k, _ in evidence if k[0] == "output"))
+
+    listed = np.flatnonzero(score >= MIN_LISTED)
+    listed = listed[np.lexsort((ib[listed], ia[listed], -code[listed], -score[listed]))][:MAX_LISTED]
+    words_of: dict[int, list[tuple]] = defaultdict(list)
+    if len(listed):
+        words = list(evidence_ids)
+        wanted = np.isin(ev_pair, candidates[listed])
+        for pair_code, run_index in zip(ev_pair[wanted].tolist(), ev_run[wanted].tolist()):
+            words_of[pair_code].append(words[int(ev_keys_s[ev_starts[run_index]])])
+    pairs = []
+    for row in listed.tolist():
+        functions = [FunctionMatch(units[k], float(similarity[row, k]), float(shared[row, k]), float(union[row, k]))
+                     for k in np.flatnonzero(valid[row]).tolist()]
+        functions.sort(key=lambda f: (-f.similarity, -f.shared, f.name))
+        found = words_of.get(int(candidates[row]), [])
+        pairs.append(Pair(
+            a=prints[int(ia[row])].student, b=prints[int(ib[row])].student, score=float(score[row]),
+            code_score=float(code[row]), evidence_score=float(extra[row]), functions=functions,
+            identifiers=sorted(w[1] for w in found if w[0] == "identifier"),
+            comments=sorted(w[1] for w in found if w[0] == "comment"),
+            wrong_outputs=sorted(w[1] for w in found if w[0] == "output")))
+    return Ranking(pairs=pairs, students=n, cap=cap, candidates=P, prints={p.student: p for p in prints},
+                   base=base, units=units, fingerprint_keys=keys_s[starts] if len(starts) else keys_s,
+                   fingerprint_df=sizes)
+
+

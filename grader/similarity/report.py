@@ -28,9 +28,6 @@ DETAIL_PAIRS = 12
 DETAIL_MIN_SCORE = 0.15
 #: Functions shown side by side per pair, most similar first.
 DETAIL_FUNCTIONS = 6
-#: similarity.csv lists every scored pair down to this score, at most CSV_MAX_ROWS of them.
-CSV_MIN_SCORE = 0.01
-CSV_MAX_ROWS = 200_000
 
 CSV_COLUMNS = ["student_a", "student_b", "score", "code_score", "evidence_score",
                "similar_functions", "functions_compared", "functions", "shared_identifiers",
@@ -154,9 +151,7 @@ def similarity_csv(ranking: Ranking) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for pair in ranking.pairs[:CSV_MAX_ROWS]:
-        if pair.score < CSV_MIN_SCORE:
-            break
+    for pair in ranking.pairs:  # every listed pair (index.MIN_LISTED, MAX_LISTED)
         writer.writerow([safe_cell(x) for x in (
             pair.a, pair.b, f"{pair.score:.4f}", f"{pair.code_score:.4f}", f"{pair.evidence_score:.4f}",
             len(pair.similar_functions), len(pair.functions),
