@@ -112,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     bundle.add_argument("--python-version", default="3.10", help="the image's Python, for --deps wheels (default: 3.10)")
     bundle.add_argument("--platform", default="manylinux_2_35_x86_64",
                         help="the image's wheel platform, for --deps wheels (default: manylinux_2_35_x86_64)")
-    bundle.add_argument("--isolation", choices=ISOLATIONS, default="auto",
+    bundle.add_argument("--isolation", choices=("auto",) + ISOLATIONS, default="auto",
                         help="require this sandbox in the container (default: the strongest that works)")
     bundle.add_argument("--timeout", type=float, metavar="SECONDS",
                         help="wall-clock limit for grading one submission (default: from the rubric's limits)")

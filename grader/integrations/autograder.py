@@ -91,25 +91,21 @@ def choose_isolation(required: str = "auto") -> tuple[str, list[str]]:
     read the bundle's source. Anything else raises ``GradingFailed``.
     """
     from grader.errors import HwgraderError
-    from grader.sandbox.launch import Limits, build_launch, detect_isolation
+    from grader.sandbox.detect import choose, probe
+    from grader.sandbox.levels import is_root
 
     notes: list[str] = []
     if required != "auto":
         return required, [f"isolation {required} required by the bundle"]
     try:
-        level = detect_isolation(None)
+        level = choose().level.value
     except HwgraderError as exc:  # fail-closed detection: no sandboxed level works here
         level = None
         notes.append(f"no sandboxed isolation works here: {exc.message}")
     if level and level != "process":
         return level, notes
-    if level == "process":
-        notes.append("no sandboxed isolation (bwrap-fork, bwrap, unshare) works in this container")
-    launch = build_launch("process", Limits(), -1, -1)
-    try:
-        drops = launch.user is not None and launch.user != 0
-    finally:
-        launch.cleanup()
+    # process: sandbox v2 never runs it as root; as root its workers drop to a fresh uid, or it refuses
+    drops = is_root() and probe("process") is None
     if not drops:
         raise GradingFailed("isolation", "The autograder cannot run submissions safely here: no sandbox "
                             "starts and a plain worker would run as the user that writes the results. "
