@@ -700,10 +700,11 @@ def test_autograder_falls_back_to_process_only_as_an_unprivileged_uid(monkeypatc
 
 def test_autograder_keeps_a_sandbox_when_one_starts(monkeypatch):
     from grader.integrations import autograder
-    from grader.sandbox import launch
+    from grader.sandbox import detect
+    from grader.sandbox.levels import Isolation
 
-    monkeypatch.setattr(launch, "detect_isolation", lambda preferred=None: "bwrap")
-    monkeypatch.setattr(launch, "build_launch", lambda *a, **k: pytest.fail("no process fallback wanted"))
+    monkeypatch.setattr(detect, "choose", lambda *a, **k: detect.Detection(Isolation.BWRAP))
+    monkeypatch.setattr(detect, "probe", lambda level: pytest.fail("no process fallback wanted"))
     assert autograder.choose_isolation("auto") == ("bwrap", [])
 
 

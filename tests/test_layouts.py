@@ -232,8 +232,10 @@ def test_ordinary_user_with_own_venv():
     except KeyError:
         _ok(_run(["useradd", "--create-home", "--shell", "/bin/sh", USER]), "useradd")
     home = Path(pwd.getpwnam(USER).pw_dir)
-    base = _base_python() if readable_by_others(_base_python()) else shutil.which("python3")
-    if base is None or not readable_by_others(base):
+    # the test's own Python (pyenv under /root is not world-readable), else the system's python3
+    candidates = [_base_python(), "/usr/bin/python3", shutil.which("python3")]
+    base = next((c for c in candidates if c and readable_by_others(os.path.realpath(c))), None)
+    if base is None:
         pytest.fail("no Python an ordinary user can run (the test's own is not world-readable, no python3)")
     work = home / f"layout-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)

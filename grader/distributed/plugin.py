@@ -41,7 +41,7 @@ def open_sandbox(required: Optional[str], slots: int) -> str:
     try:
         chosen = choose(required).level.value
     except IsolationUnavailable as exc:
-        raise SandboxError(f"on this worker: {exc.message}") from None
+        raise SandboxError(f"no sandbox works on this worker: {exc.message}") from None
     if required != "process" and chosen not in SANDBOXED:
         raise SandboxError("no sandbox works on this worker (bubblewrap missing or unusable, and no "
                            "unshare); install bubblewrap there")

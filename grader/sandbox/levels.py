@@ -297,6 +297,10 @@ def bwrap_argv(limits: Limits, *, forkserver: bool) -> list[str]:
     for path in remount:
         a += ["--remount-ro", path]
     a += ["--ro-bind", str(INSIDE_DIR), WORKER_DIR_IN_SANDBOX, "--chdir", "/tmp"]
+    if not is_root():
+        # in a user namespace of its own the worker owns bwrap's root tmpfs and the folders made on
+        # it: read-only, so only the private /tmp and /dev/shm take writes (tests/attacks/root_only_write)
+        a += ["--remount-ro", "/"]
     return a
 
 
