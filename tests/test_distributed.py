@@ -209,6 +209,60 @@ def test_cli_names_an_unreachable_scheduler(tmp_path):
     assert last.startswith(f"hwgrader: error: --scheduler tcp://127.0.0.1:{port}: cannot reach the Dask scheduler")
 
 
+def _fork_servers_of(pid: int) -> list[int]:
+    """The fork servers (``inside/forkserver.py``, counted at the bwrap that runs each) below ``pid``."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            try:
+                server = b"forkserver.py" in Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            (found if server else todo).append(child)
+    return found
+
+
+def test_the_worker_plugin_keeps_one_warm_fork_server_per_slot_and_stops_them():
+    """What a Dask worker holds between tasks: its sandbox, warm, stopped at teardown."""
+    import asyncio
+    import types
+
+    from isolation_levels import best
+
+    from grader.assignment.plan import build_plan
+    from grader.assignment.rubric import load_rubric
+    from grader.assignment.submission import read_submission
+    from grader.distributed.plugin import SandboxPlugin
+    from grader.grading.executors import grade_guarded
+    from grader.sandbox.levels import Isolation
+
+    if best() is not Isolation.BWRAP_FORK:
+        pytest.skip(f"fork servers need bwrap-fork (the best level here is {best()})")
+    plan = build_plan(load_rubric(ROOT / "rubrics" / "homework.yaml"))
+    plugin = SandboxPlugin("hwgrader-test", plan, None)
+    worker = types.SimpleNamespace(state=types.SimpleNamespace(nthreads=2))
+    asyncio.run(plugin.setup(worker))
+    try:
+        assert plugin.refusal is None and plugin.isolation == "bwrap-fork"
+        servers = _fork_servers_of(os.getpid())
+        assert len(servers) == 2, servers  # warm before the first task, one per slot
+        result, error = grade_guarded(read_submission(SUBMISSIONS / "correct_module.py"), plan,
+                                      sandbox=plugin.sandbox, slot=1)
+        assert error is None and result.isolation == "bwrap-fork" and not result.load_error
+        assert all(c.verdict == "passed" for q in result.questions for c in q.cases), result.score
+        assert sorted(_fork_servers_of(os.getpid())) == sorted(servers)  # the task used them, no new ones
+    finally:
+        plugin.teardown(worker)
+    assert plugin.sandbox is None and _fork_servers_of(os.getpid()) == []
+
+
 # ----------------------------------------------------------------------------- real clusters
 
 @pytest.mark.slow
@@ -226,6 +280,7 @@ def test_example_batch_on_a_real_cluster_equals_the_local_run(cluster, local_run
     with cluster.client() as client:
         assert all(not [n for n in names if n.startswith("hwgrader-")]
                    for names in client.run(lambda dask_worker: list(dask_worker.plugins)).values())
+        assert all(not servers for servers in client.run(lambda: _fork_servers_of(os.getpid())).values())
 
 
 @pytest.mark.slow

@@ -24,17 +24,16 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from grader.assignment.plan import Plan
 from grader.errors import SandboxError
+from grader.sandbox.session import Sandbox
 
 #: Isolation levels that count as sandboxed on a worker (``process`` hides nothing).
 SANDBOXED = ("bwrap-fork", "bwrap", "unshare")
 
 
-def open_sandbox(required: Optional[str], slots: int) -> str:
-    """Choose this worker's level (fail closed: ``grader.sandbox.detect``); raise if it cannot sandbox.
-
-    ``slots`` is unused since sandbox v2: each graded submission opens (and closes) a sandbox of
-    its own at this level (``grade_submission(isolation=...)``), so nothing outlives a task.
-    """
+def open_sandbox(required: Optional[str], slots: int) -> Sandbox:
+    """This worker's sandbox, warm: the level chosen fail closed (``grader.sandbox.detect``), with
+    its fork servers (one per slot) started now, so no submission waits for one. Raises
+    ``SandboxError`` if the worker cannot sandbox."""
     from grader.errors import IsolationUnavailable
     from grader.sandbox.detect import choose
 
@@ -45,11 +44,13 @@ def open_sandbox(required: Optional[str], slots: int) -> str:
     if required != "process" and chosen not in SANDBOXED:
         raise SandboxError("no sandbox works on this worker (bubblewrap missing or unusable, and no "
                            "unshare); install bubblewrap there")
-    return chosen
-
-
-def close_sandbox() -> None:
-    """Nothing to stop: every submission's sandbox (fork servers included) is closed with it."""
+    sandbox = Sandbox(chosen, slots=slots)
+    try:
+        sandbox.warm()
+    except SandboxError:
+        sandbox.close()
+        raise
+    return sandbox
 
 
 class SandboxPlugin(WorkerPlugin):
@@ -61,6 +62,7 @@ class SandboxPlugin(WorkerPlugin):
         self.name = name
         self.plan = plan
         self.required_isolation = required_isolation
+        self.sandbox: Optional[Sandbox] = None
         self.isolation: Optional[str] = None
         self.refusal: Optional[str] = None
         self.slots: "queue.Queue[int]" = queue.Queue()
@@ -75,17 +77,19 @@ class SandboxPlugin(WorkerPlugin):
         slots = max(1, int(worker.state.nthreads))
         try:
             # Probing and starting fork servers waits on processes: off the worker's event loop.
-            self.isolation = await asyncio.get_running_loop().run_in_executor(
+            self.sandbox = await asyncio.get_running_loop().run_in_executor(
                 None, open_sandbox, self.required_isolation, slots)
         except SandboxError as exc:
             self.refusal = exc.message
             return
+        self.isolation = self.sandbox.isolation.value
         for slot in range(slots):
             self.slots.put(slot)
 
     def teardown(self, worker) -> None:
-        if self.isolation is not None:
-            close_sandbox()
+        sandbox, self.sandbox, self.isolation = self.sandbox, None, None
+        if sandbox is not None:
+            sandbox.close()  # stops the fork servers (bwrap's --die-with-parent if the worker is killed)
 
     def status(self) -> dict:
         """What the batch reports about this worker: its level, or why it cannot grade."""

@@ -34,16 +34,17 @@ def grade_chunk(plugin_name: str, chunk: Sequence[tuple[int, Submission, dict]])
     plugin = worker.plugins.get(plugin_name)
     if plugin is None:
         raise WorkerCannotSandbox(worker.address, "the batch's set-up did not reach this worker")
-    if plugin.refusal is not None or plugin.isolation is None:
+    sandbox = plugin.sandbox
+    if plugin.refusal is not None or sandbox is None:
         raise WorkerCannotSandbox(worker.address, plugin.refusal or "its sandbox is not ready")
     slot = plugin.slots.get()
     try:
         graded = []
         for index, submission, identity in chunk:
-            result, internal_error = grade_guarded(submission, plugin.plan, isolation=plugin.isolation, slot=slot)
+            result, internal_error = grade_guarded(submission, plugin.plan, sandbox=sandbox, slot=slot)
             for field, value in identity.items():
                 setattr(result, field, value)
             graded.append([index, result.to_json(), internal_error])
     finally:
         plugin.slots.put(slot)
-    return {"worker": worker.address, "isolation": plugin.isolation, "results": graded}
+    return {"worker": worker.address, "isolation": sandbox.isolation.value, "results": graded}
