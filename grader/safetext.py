@@ -51,6 +51,8 @@ def visible(text, *, keep_lines: bool = False) -> str:
     ``keep_lines`` keeps newlines and tabs (captured output, tracebacks, answers); a name or
     a table cell gets them escaped too, so it stays on one line."""
     text = str(text)
+    if text.isascii() and text.isprintable():
+        return text  # most text (numbers, names): no character can be hidden
     if text.isprintable() and not any(hidden(ch) for ch in text if not ch.isascii()):
         return text  # the common case, fast: nothing to escape
     kept = "\n\t" if keep_lines else ""

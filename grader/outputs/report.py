@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -23,7 +24,7 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from grader.sandbox.levels import FULL_ISOLATIONS
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from grader import __version__
 from grader.grading.clusters import MIN_STUDENTS as CLUSTER_MIN_STUDENTS, SHOWN_CLUSTERS
@@ -105,6 +106,48 @@ def _shown(value):
     return value
 
 
+_PLAIN = re.compile(r"[-+.0-9A-Za-z]*").fullmatch  # a number's text: nothing to escape
+
+
+def _cell_text(text: str) -> str:
+    return text if _PLAIN(text) else escape(_shown(text))
+
+
+def grid_html(grid: S.Grid, kind: str) -> Markup:
+    """An array shown as a table (wrong cells marked by colour, ✗ and words), with its caption
+    and a note when it was cut. Built here rather than in a template: a report shows thousands
+    of cells, and one template loop step per cell was most of its rendering time. Every text is
+    escaped and made visible like any value a template prints."""
+    two_d = len(grid.shape) >= 2
+    out = ['<figure class="grid-wrap">\n']
+    if grid.label:
+        out.append(f"<figcaption>{escape(_shown(grid.label))}</figcaption>")
+    out.append(f'<table class="grid {escape(kind)}" data-shape="{escape(grid.shape_text)}" '
+               f'data-wrong="{grid.wrong_count}">\n')
+    if len(grid.shape) >= 1:
+        heads = "".join(f'<th scope="col">{j}</th>' for j in range(grid.shown_cols))
+        out.append(f"<thead><tr>{'<th></th>' if two_d else ''}{heads}</tr></thead>\n")
+    out.append("<tbody>\n")
+    for i, row in enumerate(grid.rows):
+        out.append(f'<tr><th scope="row">{i}</th>' if two_d else "<tr>")
+        for c in row:
+            text, title = _cell_text(c.text), _cell_text(c.title)
+            if c.wrong:
+                out.append(f'<td class="wrong" title="wrong: {title}"><span class="mark" aria-hidden="true">✗</span>'
+                           f'{text}<span class="vh"> (wrong)</span></td>')
+            else:
+                out.append(f'<td title="{title}">{text}</td>')
+        out.append("</tr>\n")
+    out.append("</tbody>\n</table>\n")
+    if grid.truncated:
+        more = (f"; {grid.wrong_count - grid.wrong_shown} more wrong value(s) not shown"
+                if grid.wrong_count > grid.wrong_shown else "")
+        out.append(f'<p class="note cut">Cut to {grid.shown_rows}×{grid.shown_cols} of '
+                   f"{escape(grid.shape_text)}{more}.</p>")
+    out.append("</figure>")
+    return Markup("".join(out))
+
+
 def environment() -> Environment:
     """The one jinja2 environment (autoescape on, undefined names are errors)."""
     global _ENV
@@ -120,6 +163,7 @@ def environment() -> Environment:
         )
         env.filters["score"] = S.fmt_score
         env.globals["version"] = __version__
+        env.globals["grid_html"] = grid_html
         _ENV = env
     return _ENV
 

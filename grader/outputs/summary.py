@@ -32,6 +32,8 @@ fmt_score = fmt_points  # one definition of how points look, shared with the tex
 
 def fmt_value(x: Any, digits: int = 4) -> str:
     """One array element as short text (``NaN``, ``inf``, integers without ``.0``)."""
+    if type(x) is float and math.isfinite(x):  # nearly every cell of a report: the short way
+        return str(int(x)) if x == int(x) and abs(x) < 1e9 else f"{x:.{digits}g}"
     if isinstance(x, (bool, np.bool_)):
         return "True" if x else "False"
     if isinstance(x, (int, np.integer)):
@@ -556,4 +558,5 @@ def input_view(name: str, value: Any, *, max_rows: int = 30, max_cols: int = 30)
 
 
 def _dtype_words(a: np.ndarray) -> str:
-    return {"b": "bool", "i": "int", "u": "int", "f": "float"}.get(a.dtype.kind, str(a.dtype))
+    words = {"b": "bool", "i": "int", "u": "int", "f": "float"}.get(a.dtype.kind)
+    return words if words is not None else str(a.dtype)  # str(dtype) is slow: only when needed

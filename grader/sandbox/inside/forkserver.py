@@ -152,7 +152,7 @@ def _run_worker(fds, rlimits):
         low = fd + 1
     os.closerange(low, 1 << 16)
     sys.argv = [worker.__file__, str(req_r), str(res_w)]  # as if started as its own process
-    import random
+    import random  # warm: imported by the server (``main``)
 
     random.seed()  # fresh entropy, as a new interpreter would have: forks share the server's state
     worker.np.random.seed()
@@ -294,6 +294,8 @@ def main():
         raise SystemExit(f"fork server: a seccomp program of {len(program)} bytes")
     sys.path.extend(p for p in paths if p not in sys.path)
     import worker  # noqa: F401  -- numpy and the protocol, imported once for every submission
+    import random  # noqa: F401  -- both re-seeded in every worker (``_run_worker``): numpy 2 loads
+    import numpy.random  # noqa: F401  -- numpy.random lazily, and that costs each worker ~20 ms
 
     try:
         import cvxopt  # noqa: F401  -- most submissions import it: warm it too
