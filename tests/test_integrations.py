@@ -497,15 +497,6 @@ def _with_crash_in(function: str) -> str:
 
 PRINTS_FAKE_JSON = 'print(\'{"score": 1000, "tests": []}\')\nimport sys\nsys.stdout.write("\\x00}}]")\n'
 
-def _intake_available() -> bool:
-    from grader.integrations.autograder import intake_available
-
-    return intake_available()
-
-
-#: Shapes only hwgrader's intake (grader/assignment/intake.py: any depth, zips, any suffix case) reads.
-needs_intake = pytest.mark.skipif(not _intake_available(), reason="needs grader.assignment.intake (issue 9)")
-
 #: upload shape -> (files in /autograder/submission, points lost: functions whose cases score 0, or "all")
 UPLOADS = {
     "correct-py": (lambda: {"hw.py": _correct().encode()}, ()),
@@ -522,12 +513,8 @@ UPLOADS = {
 }
 
 
-INTAKE_SHAPES = {"two-modules", "zip", "wrong-name-and-prints"}
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("shape", [pytest.param(s, marks=needs_intake) if s in INTAKE_SHAPES else s
-                                   for s in UPLOADS], ids=list(UPLOADS))
+@pytest.mark.parametrize("shape", list(UPLOADS))
 def test_gradescope_autograder_grades_every_upload_shape(autograder, shape):
     files, lost = UPLOADS[shape]
     doc, stdout = autograder.run(files())
@@ -746,7 +733,6 @@ def test_to_gradescope_takes_written_parts_out_of_the_score():
 
 
 @pytest.mark.slow
-@needs_intake
 def test_gradescope_autograder_two_versions_of_the_homework_ask_for_one(autograder):
     """Two files that both define the homework are two submissions to intake: the student is told."""
     doc, _ = autograder.run({"hw.py": _correct().encode(), "hw_old.py": _correct().encode()})

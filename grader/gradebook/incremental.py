@@ -87,11 +87,14 @@ class GradebookWriter:
         self._reused = {r.student for r in run.reused}
 
     def submission(self, result: SubmissionResult) -> None:
-        if result.student not in self._reused:
+        if result.student in self._reused:
+            stored = self.gradebook.result(result.student)
+        else:
             key = NOT_REUSABLE if result.hwgrader_failed else self.key
             self.gradebook.store_result(result, self.run.hashes.get(result.student, ""), key,
                                         display_name=result.display_name or None, lms_id=result.lms_id)
-        write_student_files(self.gradebook.result(result.student), self.out_dir, title=self.gradebook.title)
+            stored = self.gradebook.with_manual(result)
+        write_student_files(stored, self.out_dir, title=self.gradebook.title)
 
     def finish(self, results: Sequence[SubmissionResult]) -> None:
         write_class(self.gradebook, self.out_dir)

@@ -785,6 +785,14 @@ class Gradebook:
             hashes = self._answer_hashes(conn, student)
         return apply_manual(self._load(row["results"]), grades, hashes)
 
+    def with_manual(self, result: SubmissionResult) -> SubmissionResult:
+        """A result just stored (``store_result``), with its student's current manual grades:
+        what ``result(student)`` reads back, without decoding it again (in place; returns it)."""
+        with self._read() as conn:
+            grades = self._current(conn, student=result.student)
+            hashes = self._answer_hashes(conn, result.student)
+        return apply_manual(result, grades, hashes)
+
     def results(self, *, light: bool = False) -> list[SubmissionResult]:
         """Every present student's results, automatic + manual, sorted by student.
 

@@ -13,14 +13,13 @@ import queue
 import sys
 import threading
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional, Sequence, TextIO, Union
 
 from grader.assignment.intake import SubmissionSource
-from grader.grading.engine import grade_submission
 from grader.assignment.plan import Plan
+from grader.grading.executors import failed_result, grade_guarded, item_name
 from grader.grading.results import SubmissionResult, fmt_points
 from grader.sandbox.session import Sandbox
 from grader.safetext import visible
@@ -67,13 +66,6 @@ class BatchInterrupted(KeyboardInterrupt):
         self.results, self.internal_errors, self.in_progress = results, internal_errors, in_progress
 
 
-def _identity(item: Union[Path, SubmissionSource]) -> tuple[str, str]:
-    """(student, file) of what is being graded, for a result hwgrader itself failed to produce."""
-    if isinstance(item, SubmissionSource):
-        return item.student, item.main.file_name
-    return Path(item).stem, Path(item).name
-
-
 def grade_all(paths: Sequence[Union[Path, SubmissionSource]], plan: Plan, *, jobs: int = 1,
               isolation: Optional[str] = None, progress: Optional[TextIO] = sys.stderr,
               on_result: Optional[Callable[[SubmissionResult], None]] = None,
@@ -107,16 +99,11 @@ def grade_all(paths: Sequence[Union[Path, SubmissionSource]], plan: Plan, *, job
     def one(index: int, item: Union[Path, SubmissionSource]) -> SubmissionResult:
         slot = slots.get()
         try:
-            result = grade_submission(item, plan, sandbox=sandbox, slot=slot)
-        except Exception as exc:  # a bug in hwgrader must not cost the other students their grades
-            student, file = _identity(item)
-            internal_errors.append(f"{visible(file)}: {type(exc).__name__}: {visible(exc)}")
-            result = SubmissionResult(student=student, file=file, isolation="none", hwgrader_failed=True,
-                                      load_error=f"hwgrader failed on this submission (not the student's "
-                                                 f"fault; it will be regraded): {type(exc).__name__}: {exc}")
-            result.output = traceback.format_exc()[-4000:]
+            result, internal_error = grade_guarded(item, plan, sandbox=sandbox, slot=slot)
         finally:
             slots.put(slot)
+        if internal_error:
+            internal_errors.append(visible(internal_error))
         if on_result:
             try:
                 on_result(result)
@@ -151,8 +138,6 @@ def grade_all(paths: Sequence[Union[Path, SubmissionSource]], plan: Plan, *, job
 
 def _grade_with(executor, items, plan: Plan, progress, on_result) -> tuple[list[SubmissionResult], list[str]]:
     """Grade through an executor (``grader.grading.executors.Executor``): same containment, same bar."""
-    from grader.grading.executors import failed_result, item_name
-
     bar = Progress(len(items), progress) if progress is not None and items else None
     results: list[Optional[SubmissionResult]] = [None] * len(items)
     internal_errors: list[str] = []

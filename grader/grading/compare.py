@@ -47,19 +47,24 @@ def compare_output(name: str, got: np.ndarray, expected: np.ndarray, *,
         return OutputCheck(name, False, msg, **kept), Verdict.SHAPE
     if keep_values:
         kept["got"] = aligned
-    bad_finite = ~np.isfinite(aligned) & np.isfinite(expected)
-    if bad_finite.any():
-        nan = int(np.isnan(aligned[bad_finite]).sum())
-        inf = int(bad_finite.sum()) - nan
-        what = " and ".join(w for w in (f"NaN at {nan}" if nan else "", f"inf at {inf}" if inf else "") if w)
-        msg = f"'{name}' has {what} of {aligned.size} entries"
-        mask = bad_finite if keep_values else None
-        return OutputCheck(name, False, msg, mismatch=mask, **kept), Verdict.NONFINITE
-    with np.errstate(invalid="ignore"):
+    finite_got, finite_expected = np.isfinite(aligned), np.isfinite(expected)
+    if finite_got.all() and finite_expected.all():  # nearly every output: plain numbers on both sides
         error = np.abs(aligned - expected)
-        # Where both are the same infinity (or NaN is expected and given) the entry agrees.
-        error = np.where(np.isfinite(expected), error, np.where(_same_special(aligned, expected), 0.0, np.inf))
-    wrong = error > atol + rtol * np.abs(np.where(np.isfinite(expected), expected, 0.0))
+        wrong = error > atol + rtol * np.abs(expected)
+    else:
+        bad_finite = ~finite_got & finite_expected
+        if bad_finite.any():
+            nan = int(np.isnan(aligned[bad_finite]).sum())
+            inf = int(bad_finite.sum()) - nan
+            what = " and ".join(w for w in (f"NaN at {nan}" if nan else "", f"inf at {inf}" if inf else "") if w)
+            msg = f"'{name}' has {what} of {aligned.size} entries"
+            mask = bad_finite if keep_values else None
+            return OutputCheck(name, False, msg, mismatch=mask, **kept), Verdict.NONFINITE
+        with np.errstate(invalid="ignore"):
+            error = np.abs(aligned - expected)
+            # Where both are the same infinity (or NaN is expected and given) the entry agrees.
+            error = np.where(finite_expected, error, np.where(_same_special(aligned, expected), 0.0, np.inf))
+        wrong = error > atol + rtol * np.abs(np.where(finite_expected, expected, 0.0))
     mask = wrong if keep_values else None
     if aligned.size == 0:
         return OutputCheck(name, True, f"'{name}' is correct (empty)", mismatch=mask, **kept), None

@@ -142,30 +142,15 @@ def uploaded_files(folder: Path, limit: int = 200) -> list[str]:
     return found
 
 
-def intake_available() -> bool:
-    """hwgrader's intake (``grader.assignment.intake``) finds submissions at any depth and in zips."""
-    import importlib.util
-
-    return importlib.util.find_spec("grader.assignment.intake") is not None
-
-
 def stage(layout: Layout, work: Path) -> Path:
-    """Copy the upload into ``work/in/submission/``: one student's folder, whatever its shape.
-
-    Without intake (a hwgrader that reads only the code files directly in a folder) the upload's
-    top-level files are copied into ``work/in/`` instead: one file, one student.
-    """
+    """Copy the upload into ``work/in/submission/``: one student's folder, whatever its shape
+    (intake reads it: files at any depth, zips, notebooks). Links are copied as links, never
+    followed: intake refuses them."""
     if not layout.submission.is_dir():
         raise GradingFailed("no_submission", f"No submission folder: {layout.submission} does not exist.",
                             autograder_error=True)
     folder = work / "in"
-    if intake_available():
-        shutil.copytree(layout.submission, folder / STAGED_NAME, symlinks=True)
-    else:
-        folder.mkdir()
-        for entry in layout.submission.iterdir():
-            if entry.is_file() and not entry.is_symlink():
-                shutil.copyfile(entry, folder / entry.name)
+    shutil.copytree(layout.submission, folder / STAGED_NAME, symlinks=True)
     return folder
 
 

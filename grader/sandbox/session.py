@@ -107,6 +107,10 @@ class Sandbox:
         self.close()
 
 
+#: The worker's names for unnamed positional arguments it found modified ("argument 3").
+_POSITIONAL_NAMES = frozenset(f"argument {i + 1}" for i in range(64))
+
+
 def _signame(sig: int) -> str:
     try:
         return signal.Signals(sig).name
@@ -455,6 +459,6 @@ class WorkerSession:
             tb = reply.traceback[:_MAX_TB] if reply.traceback is not None else None
             return CallOutcome(reply.kind, None, reply.message[:_MAX_MSG], tb, [], secs)
         outputs = reply.arrays(body)
-        allowed = set(arg_names) | set(kw_names) | {f"argument {i + 1}" for i in range(64)}
+        allowed = set(arg_names) | set(kw_names) | _POSITIONAL_NAMES
         mutated = [m for m in reply.mutated if m in allowed]
         return CallOutcome(Outcome.OK, outputs, "", None, mutated, secs)
