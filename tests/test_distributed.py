@@ -36,8 +36,8 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests
 
 # ----------------------------------------------------------------------------- helpers
 
-def hwgrader(*args, timeout=900, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "grader", *map(str, args)], cwd=ROOT, env=ENV,
+def hwgrader(*args, timeout=900, env: Optional[dict] = None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "grader", *map(str, args)], cwd=ROOT, env=env or ENV,
                           capture_output=True, text=True, timeout=timeout, **kw)
 
 
@@ -50,19 +50,23 @@ def _free_port() -> int:
 class DaskCluster:
     """``dask scheduler`` + N ``dask worker`` processes on loopback, each in its own process group."""
 
-    def __init__(self, tmp: Path, workers: int = 2, worker_env: Optional[list[dict]] = None):
+    def __init__(self, tmp: Path, workers: int = 2, worker_env: Optional[list[dict]] = None,
+                 tls: Optional["TlsFiles"] = None):
         self.tmp = tmp
         tmp.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
-        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.address = f"{'tls' if tls else 'tcp'}://127.0.0.1:{self.port}"
         # a chunk whose workers keep dying is given up after 2 deaths (default 4): the test is faster
         env = {**ENV, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
+        flags = tls.flags() if tls else []
         self.workers: list[subprocess.Popen] = []
         self.scheduler = self._start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", str(self.port),
-                                                   "--no-dashboard"], env)
+                                                   "--no-dashboard", *(["--protocol", "tls"] if tls else []),
+                                                   *flags], env)
         self.workers = [self._start(f"worker-{i}", ["worker", self.address, "--nthreads", "1", "--host",
                                                     "127.0.0.1", "--no-dashboard", "--name", f"w{i}",
-                                                    "--local-directory", str(tmp / f"w{i}")],
+                                                    "--local-directory", str(tmp / f"w{i}"), *flags],
                                     {**env, **((worker_env or [])[i] if i < len(worker_env or []) else {})})
                         for i in range(workers)]
         try:
@@ -78,7 +82,8 @@ class DaskCluster:
                                 env=env, cwd=self.tmp, start_new_session=True)
 
     def client(self):
-        return distributed.Client(self.address, timeout="60s", set_as_default=False)
+        security = self.tls.security() if self.tls else None
+        return distributed.Client(self.address, timeout="60s", set_as_default=False, security=security)
 
     def kill(self, proc: subprocess.Popen) -> None:
         """SIGKILL a process group: a worker machine going away, with its nanny and fork servers."""
@@ -99,6 +104,41 @@ class DaskCluster:
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.tmp.glob("*.log")))
+
+
+class TlsFiles:
+    """A certificate authority and one certificate for 127.0.0.1 signed by it (openssl), as a
+    department would make for its cluster: scheduler, workers and hwgrader all present it."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.ca, self.cert, self.key = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+        ca_key = folder / "ca-key.pem"
+
+        def openssl(*args):
+            subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=hwgrader test CA",
+                "-keyout", str(ca_key), "-out", str(self.ca))
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(self.key),
+                "-out", str(folder / "cert.csr"))
+        (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+        openssl("x509", "-req", "-in", str(folder / "cert.csr"), "-CA", str(self.ca), "-CAkey", str(ca_key),
+                "-CAcreateserial", "-days", "2", "-extfile", str(folder / "san.cnf"), "-out", str(self.cert))
+
+    def flags(self) -> list[str]:
+        return ["--tls-ca-file", str(self.ca), "--tls-cert", str(self.cert), "--tls-key", str(self.key)]
+
+    def env(self) -> dict:
+        """Dask's configuration for a client (hwgrader), as README's TLS set-up writes it."""
+        return {"DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(self.ca),
+                "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(self.cert),
+                "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(self.key),
+                "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"}
+
+    def security(self):
+        return distributed.Security(tls_ca_file=str(self.ca), tls_client_cert=str(self.cert),
+                                    tls_client_key=str(self.key), require_encryption=True)
 
 
 @pytest.fixture
@@ -182,6 +222,21 @@ def test_plain_tcp_to_another_machine_warns_and_points_to_tls():
                   "local:2"):
         assert insecure_warning(parse_scheduler(quiet)) is None, quiet
     assert is_loopback("127.0.0.5") and not is_loopback("192.168.1.1")
+
+
+def test_tls_without_certificates_in_dask_config_is_one_line_naming_what_to_set(monkeypatch):
+    import dask
+
+    from grader.distributed.cluster import missing_tls_settings
+
+    with dask.config.set({"distributed.comm.tls.ca-file": None, "distributed.comm.tls.client.cert": None}):
+        why = missing_tls_settings(parse_scheduler("tls://grader.example.edu:8786"))
+        assert why.startswith("--scheduler tls://grader.example.edu:8786: tls:// needs the cluster's certificates")
+        assert "DASK_DISTRIBUTED__COMM__TLS__CA_FILE and DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT are not set" in why
+        assert "\n" not in why
+        assert missing_tls_settings(parse_scheduler("tcp://127.0.0.1:8786")) is None
+    with dask.config.set({"distributed.comm.tls.ca-file": "ca.pem", "distributed.comm.tls.client.cert": "c.pem"}):
+        assert missing_tls_settings(parse_scheduler("tls://grader.example.edu:8786")) is None
 
 
 def test_chunks_keep_tasks_few_and_balanced():
@@ -281,6 +336,29 @@ def test_example_batch_on_a_real_cluster_equals_the_local_run(cluster, local_run
         assert all(not [n for n in names if n.startswith("hwgrader-")]
                    for names in client.run(lambda dask_worker: list(dask_worker.plugins)).values())
         assert all(not servers for servers in client.run(lambda: _fork_servers_of(os.getpid())).values())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make the test certificates")
+def test_a_tls_cluster_grades_like_the_local_run_and_refuses_a_client_without_certificates(local_run, tmp_path):
+    tls = TlsFiles(tmp_path / "certs")
+    cluster = DaskCluster(tmp_path / "cluster", tls=tls)
+    try:
+        students = _copy_batch(tmp_path / "subs", SMALL)
+        out = tmp_path / "out"
+        proc = hwgrader("grade", tmp_path / "subs", "--out", out, "--scheduler", cluster.address,
+                        env={**ENV, **tls.env()})
+        assert proc.returncode == 0, proc.stderr + cluster.logs()
+        assert "unencrypted" not in proc.stderr and "WARNING" not in proc.stderr
+        assert "grading on 2 Dask worker(s), 2 slot(s), isolation: " in proc.stderr
+        _assert_same_as_local(out, local_run, students)
+        # no certificate, no grading: one line naming the scheduler, exit 2, nothing graded
+        refused = hwgrader("grade", tmp_path / "subs", "--out", tmp_path / "out2", "--scheduler", cluster.address)
+    finally:
+        cluster.stop()
+    assert refused.returncode == 2, refused.stderr
+    assert f"--scheduler {cluster.address}: " in refused.stderr
+    assert not list((tmp_path / "out2").glob("*/results.json"))
 
 
 @pytest.mark.slow

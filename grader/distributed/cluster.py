@@ -96,6 +96,26 @@ def _import_distributed():
     return distributed
 
 
+#: Dask settings a ``tls://`` client needs (a key may be inside the certificate file).
+TLS_SETTINGS = {"distributed.comm.tls.ca-file": "DASK_DISTRIBUTED__COMM__TLS__CA_FILE",
+                "distributed.comm.tls.client.cert": "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT"}
+
+
+def missing_tls_settings(address: SchedulerAddress) -> Optional[str]:
+    """Why hwgrader cannot talk ``tls://`` to ``address`` with Dask's configuration, or None."""
+    import dask
+
+    if address.protocol != "tls":
+        return None
+    missing = [env for key, env in TLS_SETTINGS.items() if not dask.config.get(key, None)]
+    if not missing:
+        return None
+    return (f"--scheduler {address.text}: tls:// needs the cluster's certificates in Dask's configuration, "
+            f"and {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set (with "
+            f"DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY, or in ~/.config/dask/distributed.yaml; see "
+            f"README, 'Grading on a Dask cluster')")
+
+
 class Connection:
     """A ``distributed.Client`` for the address (and the embedded cluster it started); close() both."""
 
@@ -108,6 +128,9 @@ class Connection:
         warning = insecure_warning(address)
         if warning and warn is not None:
             print(warning, file=warn)
+        missing = missing_tls_settings(address)
+        if missing:
+            raise ClusterError(missing)
         try:
             if address.local:
                 n = address.workers or os.cpu_count() or 1

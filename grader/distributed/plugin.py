@@ -26,10 +26,6 @@ from grader.assignment.plan import Plan
 from grader.errors import SandboxError
 from grader.sandbox.session import Sandbox
 
-#: Isolation levels that count as sandboxed on a worker (``process`` hides nothing).
-SANDBOXED = ("bwrap-fork", "bwrap", "unshare")
-
-
 def open_sandbox(required: Optional[str], slots: int) -> Sandbox:
     """This worker's sandbox, warm: the level chosen fail closed (``grader.sandbox.detect``), with
     its fork servers (one per slot) started now, so no submission waits for one. Raises
@@ -38,10 +34,10 @@ def open_sandbox(required: Optional[str], slots: int) -> Sandbox:
     from grader.sandbox.detect import choose
 
     try:
-        chosen = choose(required).level.value
+        chosen = choose(required).level
     except IsolationUnavailable as exc:
         raise SandboxError(f"no sandbox works on this worker: {exc.message}") from None
-    if required != "process" and chosen not in SANDBOXED:
+    if required != "process" and not chosen.sandboxed:  # ``process`` hides nothing: only if asked for
         raise SandboxError("no sandbox works on this worker (bubblewrap missing or unusable, and no "
                            "unshare); install bubblewrap there")
     sandbox = Sandbox(chosen, slots=slots)
