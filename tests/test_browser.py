@@ -1,8 +1,7 @@
 """The reports opened in real headless Chromium (file://): visible content, no script errors,
 no XSS, working sort, non-blank screenshots.
 
-Skipped when /usr/bin/chromium or the playwright package is missing, unless
-``HWGRADER_REQUIRE_BROWSER=1`` (CI), in which case that is a failure.
+Chromium's set-up (and when it is skipped) is ``chromium.py``'s.
 Screenshots go to ``HWGRADER_SCREENSHOT_DIR`` if set, else to a temporary folder.
 """
 
@@ -16,41 +15,10 @@ from pathlib import Path
 import pytest
 
 import fixtures_results as fx  # noqa: I001  (puts the repo root on sys.path)
+from chromium import browser  # noqa: F401  (the fixture)
 from grader.outputs import report
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def _unavailable() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return f"{CHROMIUM} not found (apt-get install chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright Python package is not installed (pip install playwright)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = _unavailable()
-    if reason:
-        if os.environ.get("HWGRADER_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"HWGRADER_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):

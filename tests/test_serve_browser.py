@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import ARGS, CHROMIUM, _unavailable  # noqa: I001  (same Chromium set-up as the reports)
+from chromium import browser  # noqa: F401, I001  (the fixture: same Chromium set-up as the reports)
 from test_serve import start_server, stop_server
 from grader.gradebook.store import Gradebook
 from grader.grading.results import fmt_points
@@ -33,23 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 #: A small real batch: English and Chinese answers, two identical answers, an XSS attempt, a notebook.
 BATCH = ["correct_module.py", "mistake_q1_dgamma_dbeta_swapped.py", "學生_103590450.py",
          "xss_in_answers.py", "colab_notebook.ipynb"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = _unavailable()
-    if reason:
-        if os.environ.get("HWGRADER_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"HWGRADER_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")

@@ -203,40 +203,29 @@ def test_a_rerun_that_reuses_every_result_gives_the_same_similarity(graded_batch
 
 @pytest.mark.browser
 def test_similarity_page_in_a_browser(graded_batch, tmp_path):
-    from test_browser import _assert_clean, _check_screenshot, _unavailable  # noqa: I001
-    from test_browser import ARGS, CHROMIUM, Page
-
-    reason = _unavailable()
-    if reason:
-        if os.environ.get("HWGRADER_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"HWGRADER_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
+    from chromium import launch
+    from test_browser import Page, _assert_clean, _check_screenshot
 
     shots = Path(os.environ.get("HWGRADER_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            p = Page(browser, graded_batch / "similarity.html")
-            _assert_clean(p)  # no console error (a CSP violation is one), nothing fetched
-            page = p.page
-            first = page.locator("#pair-table tbody tr").first
-            assert {first.get_attribute("data-a"), first.get_attribute("data-b")} == {"style_loops", "yolanda"}
-            assert page.locator("#pair-table tbody tr").count() >= 4
-            first.locator("a").first.click()
-            assert page.url.endswith("#pair-1")
-            detail = page.locator("#pair-1")
-            assert detail.locator("h3").count() >= 5     # functions side by side
-            assert detail.locator("li.rare").count() > 50  # the shared rare lines, marked
-            assert "yolanda.ipynb [cell" in detail.inner_text()
-            text = page.locator("main").inner_text().lower()
-            assert "similar" in text and "copied" not in text
-            _check_screenshot(browser, p, shots / "similarity.png")
-            p.close()
-            index = Page(browser, graded_batch / "index.html")
-            _assert_clean(index)
-            assert index.page.locator("#clusters").count() == 1
-            index.close()
-        finally:
-            browser.close()
+    with launch() as browser:
+        p = Page(browser, graded_batch / "similarity.html")
+        _assert_clean(p)  # no console error (a CSP violation is one), nothing fetched
+        page = p.page
+        first = page.locator("#pair-table tbody tr").first
+        assert {first.get_attribute("data-a"), first.get_attribute("data-b")} == {"style_loops", "yolanda"}
+        assert page.locator("#pair-table tbody tr").count() >= 4
+        first.locator("a").first.click()
+        assert page.url.endswith("#pair-1")
+        detail = page.locator("#pair-1")
+        assert detail.locator("h3").count() >= 5     # functions side by side
+        assert detail.locator("li.rare").count() > 50  # the shared rare lines, marked
+        assert "yolanda.ipynb [cell" in detail.inner_text()
+        text = page.locator("main").inner_text().lower()
+        assert "similar" in text and "copied" not in text
+        _check_screenshot(browser, p, shots / "similarity.png")
+        p.close()
+        index = Page(browser, graded_batch / "index.html")
+        _assert_clean(index)
+        assert index.page.locator("#clusters").count() == 1
+        index.close()

@@ -38,7 +38,7 @@ from typing import Optional
 
 from grader import __version__
 from grader.grading.results import fmt_points as _points
-from grader.integrations.files import write_atomic
+from grader.outputs.atomic import write_bytes_atomic
 
 CONFIG_NAME = "hwgrader-bundle.json"
 #: Gradescope's own limit is 10 minutes by default; the runner stops grading before it.
@@ -365,7 +365,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                                 "This is not a problem with your submission.", autograder_error=True)
         doc = failure_results(failure, config, time.monotonic() - started, extra)
         data = json.dumps(doc, indent=2, ensure_ascii=False, default=str).encode("utf-8")
-    write_atomic(layout.results, data)
+    write_bytes_atomic(layout.results, data)
     print(f"hwgrader: results.json written: score {doc['score']} "
           f"(isolation: {doc['extra_data'].get('isolation', 'none')}, {doc['execution_time']} s)")
     return 0

@@ -37,7 +37,7 @@ from typing import Optional
 from grader import __version__
 from grader.errors import HwgraderError, UsageError
 from grader.integrations.autograder import CONFIG_NAME, DEFAULT_TIMEOUT
-from grader.integrations.files import write_atomic
+from grader.outputs.atomic import write_bytes_atomic
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # .../grader
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -228,6 +228,6 @@ def build_bundle(out_zip: Path, rubric_path: Path, *, deps: str = "wheels",
         data = _zip_dir(root)
         files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     out_zip.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out_zip, data)
+    write_bytes_atomic(out_zip, data)
     return BundleInfo(out_zip, len(data), code_points,
                       {q["id"]: q["written_points"] for q in questions if q["written_points"]}, deps, files)

@@ -31,7 +31,7 @@ from typing import Optional, Sequence
 from grader.grading.results import CaseResult, SubmissionResult, fmt_points
 from grader.grading.verdicts import Verdict
 from grader.integrations.failures import failure_details, function_lines, traceback_line
-from grader.integrations.files import write_atomic
+from grader.outputs.atomic import write_bytes_atomic
 from grader.integrations.text import one_line, visible
 
 #: Verdicts reported as ``<error>`` (the test could not run to the end) rather than ``<failure>``.
@@ -94,7 +94,7 @@ def junit_tree(results: Sequence[SubmissionResult], sources: Optional[dict[str, 
 def write_junit(results: Sequence[SubmissionResult], path: Path, sources: Optional[dict[str, str]] = None) -> Path:
     tree = junit_tree(results, sources)
     data = ET.tostring(tree.getroot(), encoding="utf-8", xml_declaration=True) + b"\n"
-    return write_atomic(Path(path), data)
+    return write_bytes_atomic(Path(path), data)
 
 
 class JUnitWriter:

@@ -8,21 +8,15 @@ in a CI page.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
-# C0/C1 controls except tab and newline, DEL, and the Unicode bidi controls and isolates
-_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+from grader.safetext import visible as safe_visible
 
 
 def visible(text: str) -> str:
-    """``text`` with every control or bidi character replaced by its Python escape."""
-    def escape(m: re.Match) -> str:
-        code = ord(m.group())
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-    return _INVISIBLE.sub(escape, text.replace("\r\n", "\n").replace("\r", "\n"))
+    """``text`` with every control, format or bidi character shown as its escape
+    (``grader.safetext``), tabs and line breaks kept, line ends made ``\\n``."""
+    return safe_visible(text.replace("\r\n", "\n").replace("\r", "\n"), keep_lines=True)
 
 
 def one_line(text: str, limit: int = 300) -> str:
