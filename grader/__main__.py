@@ -1,3 +1,4 @@
 from grader.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # importing it (multiprocessing's spawn does) must not start a run
+    raise SystemExit(main())

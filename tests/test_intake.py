@@ -532,16 +532,17 @@ def test_ctrl_c_writes_the_class_files_of_the_students_graded(tmp_path):
         write(tmp_path / "subs" / f"{name}.py", slow)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "grader", "grade", "subs", "--out", "out"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
     seen = b""
     deadline = time.monotonic() + 120
     while b"[2/5]" not in seen and time.monotonic() < deadline:
         seen += proc.stderr.readline()
     assert b"[2/5] a2" in seen, seen
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to hwgrader and every process of its group
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     err = (seen + err).decode()
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert "hwgrader: interrupted: 2 of 5 student(s) graded (and 0 reused); class files written in out" in err
     rows = list(csv.reader(io.StringIO((tmp_path / "out" / "grades.csv").read_text())))
     assert [r[0] for r in rows[1:]] == ["a1", "a2"]
