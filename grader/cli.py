@@ -133,7 +133,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return ExitCode.INTERRUPTED
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()
-        return 0
+        return ExitCode.OK
 
 
 def _rubric_path(args) -> Path:
@@ -248,7 +248,7 @@ def _grade(args) -> int:
             if stop.in_progress:
                 print(f"hwgrader: waiting for the {stop.in_progress} submission(s) being graded to stop "
                       f"(at most {plan.limits.submission_seconds:g} s)", file=sys.stderr)
-            return 130
+            return ExitCode.INTERRUPTED
         writers.finish(results)
         print_class_table(gradebook.results(light=True), plan, sys.stdout)
     finally:
@@ -406,7 +406,7 @@ def _reference(args) -> int:
     from grader.outputs.terminal import print_lecture_answers
 
     print_lecture_answers(_full_plan(args), sys.stdout)
-    return 0
+    return ExitCode.OK
 
 
 def _kit(args) -> int:
@@ -415,7 +415,7 @@ def _kit(args) -> int:
     out = export_kit(_full_plan(args), args.out, repo_root=PACKAGE_DIR.parent)
     print(f"Student kit written to {out}: install with `pip install {out}`, "
           f"then run `hwgrader check YOUR_FILE`.")
-    return 0
+    return ExitCode.OK
 
 
 def _manual(args) -> int:
@@ -430,7 +430,7 @@ def _manual(args) -> int:
             rows = export_manual(gradebook, args.file)
             print(f"Wrote {rows} row(s) to {args.file} (columns student,question,points,comment; "
                   f"empty points = not graded).")
-            return 0
+            return ExitCode.OK
         try:
             grader = args.grader or getpass.getuser()
         except (KeyError, OSError):  # no user name in this environment
@@ -440,7 +440,7 @@ def _manual(args) -> int:
     print(f"Imported {args.file}: {summary.changed} grade(s) changed, {summary.unchanged} unchanged, "
           f"{summary.skipped_empty} row(s) without points left as they were. Updated {args.dir / 'grades.csv'}, "
           f"{args.dir / 'index.html'} and {len(summary.students)} student(s)' reports.")
-    return 0
+    return ExitCode.OK
 
 
 def _export(args) -> int:
@@ -455,7 +455,7 @@ def _export(args) -> int:
     if pending:
         print(f"hwgrader: warning: {pending} student(s) still have written answers nobody graded; "
               f"those points count 0 in {out}", file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
 def _serve(args) -> int:
@@ -471,7 +471,7 @@ def _audit(args) -> int:
 
     audit = audit_plan(_full_plan(args))
     print_audit(audit, sys.stdout)
-    return 1 if audit.uncaught else 0
+    return ExitCode.TESTS_FAILED if audit.uncaught else ExitCode.OK
 
 
 def _mistakes(args) -> int:
@@ -483,14 +483,14 @@ def _mistakes(args) -> int:
     if not clusters:
         print(f"No wrong output in {args.dir} is shared by several students without a known mistake "
               f"explaining it.")
-        return 0
+        return ExitCode.OK
     from grader.assignment.rubric import load_rubric
 
     refs = ReferenceSet.load(load_rubric(_rubric_path(args)).reference_dir)
     unknown = [c for c in clusters if c.function in refs.functions]
     print("# Add these to the reference package (they need `from grader.assignment.registry import mistake`).\n")
     print("\n\n".join(mistake_skeletons(unknown, refs)))
-    return 0
+    return ExitCode.OK
 
 
 def _bundle(args) -> int:
@@ -504,7 +504,7 @@ def _bundle(args) -> int:
     print(f"In Gradescope: upload it under Configure Autograder; set the autograder's points to "
           f"{fmt_points(info.autograder_points)}" + (f" and add the written parts as manually graded "
                                                      f"questions ({written})." if written else "."))
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,7 +15,7 @@ class ExitCode(IntEnum):
     """What every ``hwgrader`` command exits with (``shared/spec/interfaces.md``); defined here only."""
 
     OK = 0                # done (grade: the batch was graded, whatever the scores)
-    TESTS_FAILED = 1      # check: some public test failed
+    TESTS_FAILED = 1      # check: some public test failed; audit: a known mistake passes every case
     USAGE = 2             # usage, rubric, input or environment problem (one line on stderr)
     INTERNAL = 3          # hwgrader's own failure
     INTERRUPTED = 130     # Ctrl-C

@@ -52,7 +52,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from grader.errors import GradebookError, UsageError
+from grader.errors import ExitCode, GradebookError, UsageError
 from grader.gradebook.answer_groups import group_answers
 from grader.gradebook.incremental import refresh
 from grader.gradebook.key_terms import KeyTerms
@@ -782,4 +782,4 @@ def serve(out_dir: Path, *, host: str = "127.0.0.1", port: int = 0, out: TextIO 
     finally:
         signal.signal(signal.SIGTERM, previous)
     print("Stopped; grades.csv and the reports are up to date.", file=out, flush=True)
-    return 0
+    return ExitCode.OK

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Optional
 
 from grader import __version__
+from grader.errors import ExitCode
 from grader.grading.results import fmt_points as _points
 from grader.outputs.atomic import write_bytes_atomic
 
@@ -368,7 +369,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     write_bytes_atomic(layout.results, data)
     print(f"hwgrader: results.json written: score {doc['score']} "
           f"(isolation: {doc['extra_data'].get('isolation', 'none')}, {doc['execution_time']} s)")
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":
