@@ -224,7 +224,7 @@ def test_plain_tcp_to_another_machine_warns_and_points_to_tls():
     assert is_loopback("127.0.0.5") and not is_loopback("192.168.1.1")
 
 
-def test_tls_without_certificates_in_dask_config_is_one_line_naming_what_to_set(monkeypatch):
+def test_tls_without_certificates_in_dask_config_is_one_line_naming_what_to_set():
     import dask
 
     from grader.distributed.cluster import missing_tls_settings
