@@ -543,9 +543,11 @@ def test_ctrl_c_writes_the_class_files_of_the_students_graded(tmp_path):
     assert proc.returncode == 130, err
     err = (seen + err).decode()
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "[3/5]" not in err, err  # the student cut short is not shown as graded (nor written)
     assert "hwgrader: interrupted: 2 of 5 student(s) graded (and 0 reused); class files written in out" in err
     rows = list(csv.reader(io.StringIO((tmp_path / "out" / "grades.csv").read_text())))
     assert [r[0] for r in rows[1:]] == ["a1", "a2"]
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith("z")]
     assert (tmp_path / "out" / "index.html").is_file()
     assert not list((tmp_path / "out").glob(".*.tmp"))  # no half-written temp file left
 

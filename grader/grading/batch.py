@@ -58,8 +58,10 @@ class Progress:
 
 class BatchInterrupted(KeyboardInterrupt):
     """Ctrl-C during a batch: carries the students graded so far, so their class files can be
-    written. Students not yet started are not graded (the next run grades them); the ones
-    being graded (``in_progress``) finish in their threads, within their time limits."""
+    written. Students not yet started are not graded (the next run grades them), nor are the
+    ones being graded (``in_progress``): they stop when the caller closes the sandbox (at once
+    for ``bwrap-fork``, whose fork servers it stops) or at their time limits, and their results
+    are dropped, never written or shown."""
 
     def __init__(self, results: list[SubmissionResult], internal_errors: list[str], in_progress: int):
         super().__init__("interrupted")
@@ -95,6 +97,9 @@ def grade_all(paths: Sequence[Union[Path, SubmissionSource]], plan: Plan, *, job
     internal_errors: list[str] = []
 
     finished: dict[int, SubmissionResult] = {}  # input index -> result, once its files are written
+    #: Set on Ctrl-C: the submissions still being graded then were cut short (their sandbox is
+    #: closed under them), so their results are neither written nor shown; the next run grades them.
+    interrupted = threading.Event()
 
     def one(index: int, item: Union[Path, SubmissionSource]) -> SubmissionResult:
         slot = slots.get()
@@ -102,6 +107,8 @@ def grade_all(paths: Sequence[Union[Path, SubmissionSource]], plan: Plan, *, job
             result, internal_error = grade_guarded(item, plan, sandbox=sandbox, slot=slot)
         finally:
             slots.put(slot)
+        if interrupted.is_set():
+            return result
         if internal_error:
             internal_errors.append(visible(internal_error))
         if on_result:
@@ -125,7 +132,8 @@ def grade_all(paths: Sequence[Union[Path, SubmissionSource]], plan: Plan, *, job
     try:
         results = [f.result() for f in futures]
     except KeyboardInterrupt:
-        # Students not started are dropped; those being graded finish in their threads.
+        # Students not started are dropped; those being graded stop with their sandbox.
+        interrupted.set()
         pool.shutdown(wait=False, cancel_futures=True)
         done = [finished[i] for i in sorted(finished)]
         running = sum(1 for i, f in enumerate(futures) if f.running() and i not in finished)
