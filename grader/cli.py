@@ -245,9 +245,9 @@ def _grade(args) -> int:
             print(f"hwgrader: interrupted: {len(stop.results)} of {len(run.to_grade)} student(s) graded "
                   f"(and {len(run.reused)} reused); class files written in {visible(str(args.out))}; "
                   f"run the command again to grade the rest", file=sys.stderr)
-            if stop.in_progress:
-                print(f"hwgrader: waiting for the {stop.in_progress} submission(s) being graded to stop "
-                      f"(at most {plan.limits.submission_seconds:g} s)", file=sys.stderr)
+            if stop.in_progress:  # their sandboxes close with the batch (finally, below)
+                print(f"hwgrader: stopping the {stop.in_progress} submission(s) being graded; they are "
+                      f"not recorded", file=sys.stderr)
             return ExitCode.INTERRUPTED
         writers.finish(results)
         print_class_table(gradebook.results(light=True), plan, sys.stdout)

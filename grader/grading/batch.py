@@ -59,9 +59,9 @@ class Progress:
 class BatchInterrupted(KeyboardInterrupt):
     """Ctrl-C during a batch: carries the students graded so far, so their class files can be
     written. Students not yet started are not graded (the next run grades them), nor are the
-    ones being graded (``in_progress``): they stop when the caller closes the sandbox (at once
-    for ``bwrap-fork``, whose fork servers it stops) or at their time limits, and their results
-    are dropped, never written or shown."""
+    ones being graded (``in_progress``): they stop when the caller closes the sandbox (its fork
+    servers and spawner threads, and with them every worker: bwrap's ``--die-with-parent``), and
+    their results are dropped, never written or shown."""
 
     def __init__(self, results: list[SubmissionResult], internal_errors: list[str], in_progress: int):
         super().__init__("interrupted")
