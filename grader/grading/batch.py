@@ -68,6 +68,19 @@ class BatchInterrupted(KeyboardInterrupt):
         self.results, self.internal_errors, self.in_progress = results, internal_errors, in_progress
 
 
+def _hand_over(result: SubmissionResult, on_result: Optional[Callable[[SubmissionResult], None]],
+               internal_errors: list[str]) -> None:
+    """Give ``result`` to the writers; a student whose files could not be written (disk full,
+    permissions) is recorded in ``internal_errors`` (exit 3) and the others go on."""
+    if on_result is None:
+        return
+    try:
+        on_result(result)
+    except Exception as exc:  # noqa: BLE001 -- writing one student's files must not stop the class
+        internal_errors.append(f"{visible(result.student)}: writing its files failed: "
+                               f"{type(exc).__name__}: {visible(exc)}")
+
+
 def grade_all(paths: Sequence[Union[Path, SubmissionSource]], plan: Plan, *, jobs: int = 1,
               isolation: Optional[str] = None, progress: Optional[TextIO] = sys.stderr,
               on_result: Optional[Callable[[SubmissionResult], None]] = None,
@@ -111,12 +124,7 @@ def grade_all(paths: Sequence[Union[Path, SubmissionSource]], plan: Plan, *, job
             return result
         if internal_error:
             internal_errors.append(visible(internal_error))
-        if on_result:
-            try:
-                on_result(result)
-            except Exception as exc:  # its files could not be written (disk full, permissions): the others go on
-                internal_errors.append(f"{visible(result.student)}: writing its files failed: "
-                                       f"{type(exc).__name__}: {visible(exc)}")
+        _hand_over(result, on_result, internal_errors)
         finished[index] = result
         if bar:
             bar.update(result)
@@ -158,12 +166,7 @@ def _grade_with(executor, items, plan: Plan, progress, on_result) -> tuple[list[
             results[index] = result
             if internal_error:
                 internal_errors.append(visible(internal_error))
-        if on_result:
-            try:
-                on_result(result)
-            except Exception as exc:  # its files could not be written: the others go on
-                internal_errors.append(f"{visible(result.student)}: writing its files failed: "
-                                       f"{type(exc).__name__}: {visible(exc)}")
+        _hand_over(result, on_result, internal_errors)
         if bar:
             bar.update(result)
 
