@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import json
 import os
 import shutil
@@ -70,44 +69,55 @@ def grade(folder: Path, out: Path, *extra: str) -> tuple[float, int, list[float]
     return wall, peak, per
 
 
-def _load_module(path: Path):
-    """The student's file executed as a module, its printing swallowed."""
+def _load_student(path: Path) -> tuple[dict, float]:
+    """The submission's code units (a module or a notebook's cells, as intake reads them) run in
+    one fresh namespace, printing swallowed, as the worker runs them: (namespace, seconds)."""
     import contextlib
     import io
 
-    spec = importlib.util.spec_from_file_location("student", path)
-    module = importlib.util.module_from_spec(spec)
-    with contextlib.redirect_stdout(io.StringIO()):
-        spec.loader.exec_module(module)
-    return module
+    from grader.assignment.submission import read_submission
+
+    namespace: dict = {"__name__": "submission"}
+    started = time.perf_counter()
+    for unit in read_submission(path).units:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(compile(unit.get("source", ""), "submission.py", "exec"), namespace)
+        except BaseException:  # noqa: BLE001 -- a broken cell costs what it ran, like in the worker
+            pass
+    return namespace, time.perf_counter() - started
+
+
+def _cases_seconds(namespace: dict, plan) -> float:
+    """Seconds to call the submission's functions on every planned case (one pass; a missing or
+    failing function costs what it ran)."""
+    import numpy as np
+
+    total = 0.0
+    for case in plan.cases:
+        fn = namespace.get(case.function)
+        if not callable(fn):
+            continue
+        args, kwargs = copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
+        started = time.perf_counter()
+        try:
+            out = fn(*args, **kwargs)
+            outs = [out] if len(case.output_names) == 1 else list(out)
+            [np.asarray(o, dtype=np.float64) for o in outs]
+        except BaseException:  # noqa: BLE001
+            pass
+        total += time.perf_counter() - started
+    return total
 
 
 def bare_compute(path: Path, repeats: int) -> tuple[float, float]:
     """(seconds to call the submission's functions on every planned case, seconds to run its file's
     top level), both in one warm process: what the student's code itself costs, the floor."""
-    import numpy as np
-
     plan = _plan()
-    module = _load_module(path)
-
-    def once() -> float:
-        total = 0.0
-        for case in plan.cases:
-            args, kwargs = copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
-            started = time.perf_counter()
-            out = getattr(module, case.function)(*args, **kwargs)
-            outs = [out] if len(case.output_names) == 1 else list(out)
-            [np.asarray(o, dtype=np.float64) for o in outs]
-            total += time.perf_counter() - started
-        return total
-
-    def load() -> float:
-        started = time.perf_counter()
-        _load_module(path)
-        return time.perf_counter() - started
-
-    once()  # warm
-    return statistics.median(once() for _ in range(repeats)), statistics.median(load() for _ in range(repeats))
+    namespace, _ = _load_student(path)
+    _cases_seconds(namespace, plan)  # warm
+    return (statistics.median(_cases_seconds(namespace, plan) for _ in range(repeats)),
+            statistics.median(_load_student(path)[1] for _ in range(repeats)))
 
 
 def engine_section(args) -> None:
@@ -194,44 +204,12 @@ def realistic_batch(folder: Path, size: int) -> dict[str, int]:
 
 
 def student_code_seconds(path: Path) -> float:
-    """What one submission's own code costs, measured in this (fresh) process: its code units run
-    as the worker runs them, then every planned case, warm (the median of three passes)."""
-    import contextlib
-    import io
-    import types
-
-    import numpy as np
-
-    from grader.assignment.submission import read_submission
-
+    """What one submission's own code costs, measured in this (fresh) process: its top level,
+    then every planned case, warm (the median of three passes)."""
     plan = _plan()
-    started = time.perf_counter()
-    module = types.ModuleType("submission")
-    for unit in read_submission(path).units:
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                exec(compile(unit.get("source", ""), "submission.py", "exec"), module.__dict__)
-        except BaseException:  # noqa: BLE001 -- a broken cell costs what it ran
-            pass
-    top_level = time.perf_counter() - started
-
-    def once() -> float:
-        total = 0.0
-        for case in plan.cases:
-            fn = module.__dict__.get(case.function)
-            if not callable(fn):
-                continue
-            args, kwargs = copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
-            t0 = time.perf_counter()
-            try:
-                np.asarray(fn(*args, **kwargs), dtype=object)
-            except BaseException:  # noqa: BLE001
-                pass
-            total += time.perf_counter() - t0
-        return total
-
-    once()
-    return top_level + statistics.median(once() for _ in range(3))
+    namespace, top_level = _load_student(path)
+    _cases_seconds(namespace, plan)
+    return top_level + statistics.median(_cases_seconds(namespace, plan) for _ in range(3))
 
 
 def batch_floor(folder: Path) -> float:
